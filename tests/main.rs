@@ -1,1 +1,6 @@
+//! Tessera's one integration-test binary: every suite is a module here, so
+//! the test build links DataFusion once.
 
+mod common;
+mod definitions;
+mod smoke;

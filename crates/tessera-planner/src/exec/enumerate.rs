@@ -1,0 +1,122 @@
+//! [`SpineEnumerateExec`]: numbers the spine's rows so that spine order survives repartitioning.
+//!
+//! The training set must come back in spine order, but the sweep works on
+//! hash partitions sorted by key and time. This plan reads the spine's
+//! partitions one after another, in partition order (the order a file scan
+//! assigns its file ranges in), and appends `__tessera_row`, the row's
+//! position; [`super::RestoreSpineOrderExec`] sorts by it at the end.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{Result, internal_err};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use futures::{StreamExt, TryStreamExt};
+
+/// The spine row-number column.
+pub const ROW_COLUMN: &str = "__tessera_row";
+
+/// Appends `__tessera_row` to the spine, reading its partitions in order into one.
+#[derive(Debug)]
+pub struct SpineEnumerateExec {
+    input: Arc<dyn ExecutionPlan>,
+    properties: Arc<PlanProperties>,
+}
+
+impl SpineEnumerateExec {
+    /// Numbers the rows of `input`.
+    pub fn new(input: Arc<dyn ExecutionPlan>) -> Self {
+        let mut fields: Vec<Arc<Field>> = input.schema().fields().iter().cloned().collect();
+        fields.push(Arc::new(Field::new(ROW_COLUMN, DataType::UInt64, false)));
+        let schema = Arc::new(Schema::new_with_metadata(fields, input.schema().metadata().clone()));
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(schema),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Self { input, properties: Arc::new(properties) }
+    }
+}
+
+impl DisplayAs for SpineEnumerateExec {
+    fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "SpineEnumerateExec: column={ROW_COLUMN}")
+    }
+}
+
+impl ExecutionPlan for SpineEnumerateExec {
+    fn name(&self) -> &str {
+        "SpineEnumerateExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false]
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        match (children.pop(), children.is_empty()) {
+            (Some(input), true) => Ok(Arc::new(Self::new(input))),
+            _ => internal_err!("SpineEnumerateExec takes exactly one child"),
+        }
+    }
+
+    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return internal_err!("SpineEnumerateExec has one partition, asked for {partition}");
+        }
+        let input = Arc::clone(&self.input);
+        let partitions = input.properties().output_partitioning().partition_count();
+        let schema: SchemaRef = self.schema();
+        let batches = futures::stream::iter(0..partitions)
+            .map(move |p| input.execute(p, Arc::clone(&context)))
+            .try_flatten();
+        let output_schema = Arc::clone(&schema);
+        let mut next_row: u64 = 0;
+        let numbered = batches.map(move |batch| {
+            let batch = batch?;
+            let rows = batch.num_rows() as u64;
+            let numbers: ArrayRef = Arc::new(UInt64Array::from_iter_values(next_row..next_row + rows));
+            next_row += rows;
+            let mut columns = batch.columns().to_vec();
+            columns.push(numbers);
+            Ok(RecordBatch::try_new(Arc::clone(&output_schema), columns)?)
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, numbered)))
+    }
+}

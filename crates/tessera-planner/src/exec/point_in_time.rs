@@ -1,0 +1,475 @@
+//! [`PointInTimeExec`]: one stage of the training set, computed by a per-key sweep.
+//!
+//! Both inputs arrive hash-partitioned on the key columns (co-partitioned)
+//! and sorted by key, then time — requirements the exec declares, so
+//! DataFusion's optimizer inserts the repartitions and (spilling) sorts. Each
+//! partition is then a merge of two sorted streams: for every run of spine
+//! rows with one key, the events of that key are gathered once, and every
+//! requested window slides over them as the spine time advances. Because
+//! window bounds only move forward in time, each event enters and leaves each
+//! window once: the cost grows with events + spine rows, never their product.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
+use datafusion::arrow::compute::{SortOptions, cast, concat_batches};
+use datafusion::arrow::compute::kernels::zip::zip;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::row::{OwnedRow, Row, RowConverter, Rows, SortField};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{Result, internal_err};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{
+    Distribution, EquivalenceProperties, LexOrdering, OrderingRequirements, Partitioning, PhysicalExpr,
+    PhysicalSortExpr,
+};
+use datafusion::physical_plan::distribution_requirements::InputDistributionRequirements;
+use datafusion::physical_plan::execution_plan::{
+    Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
+};
+use datafusion::physical_plan::metrics::{BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use futures::StreamExt;
+use tessera_aggregates::{SlidingAggregate, sliding_aggregate};
+use tessera_time::{Grid, WindowLength, WindowSemantics};
+
+use super::time::{non_null_micros, to_micros};
+use crate::node::{EVENT_TIME_COLUMN, SemanticsPlan, StagePlan, event_argument_column, event_key_column, fmt_stages};
+
+/// Keys and times sort ascending with nulls first on both sides, so that the
+/// row encodings of spine and event keys compare in the same order.
+const SORT: SortOptions = SortOptions { descending: false, nulls_first: true };
+
+/// Computes the feature windows of one stage for every spine row.
+#[derive(Debug)]
+pub struct PointInTimeExec {
+    spine: Arc<dyn ExecutionPlan>,
+    events: Arc<dyn ExecutionPlan>,
+    stage: Arc<StagePlan>,
+    semantics: SemanticsPlan,
+    time_column: String,
+    layout: Arc<Layout>,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+/// Column positions, resolved once.
+#[derive(Debug)]
+struct Layout {
+    spine_keys: Vec<usize>,
+    spine_time: usize,
+    event_keys: Vec<usize>,
+    event_time: usize,
+    /// Per feature of the stage, its argument column in the events (if any).
+    event_arguments: Vec<Option<usize>>,
+    schema: SchemaRef,
+}
+
+impl PointInTimeExec {
+    /// A stage over `spine` (which carries the spine time column) and `events`.
+    pub fn try_new(
+        spine: Arc<dyn ExecutionPlan>,
+        events: Arc<dyn ExecutionPlan>,
+        stage: Arc<StagePlan>,
+        semantics: SemanticsPlan,
+        time_column: String,
+    ) -> Result<Self> {
+        let layout = Arc::new(Layout::try_new(&spine.schema(), &events.schema(), &stage, &time_column)?);
+        let partitions = spine.properties().output_partitioning().partition_count();
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&layout.schema)),
+            Partitioning::UnknownPartitioning(partitions),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Ok(Self {
+            spine,
+            events,
+            stage,
+            semantics,
+            time_column,
+            layout,
+            properties: Arc::new(properties),
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+
+    fn key_exprs(schema: &Schema, indices: &[usize]) -> Vec<Arc<dyn PhysicalExpr>> {
+        indices
+            .iter()
+            .map(|&i| Arc::new(Column::new(schema.field(i).name(), i)) as Arc<dyn PhysicalExpr>)
+            .collect()
+    }
+
+    fn ordering(schema: &Schema, keys: &[usize], time: usize) -> LexOrdering {
+        let exprs = Self::key_exprs(schema, keys)
+            .into_iter()
+            .chain(Self::key_exprs(schema, &[time]))
+            .map(|expr| PhysicalSortExpr::new(expr, SORT));
+        LexOrdering::new(exprs).expect("keys are never empty")
+    }
+}
+
+impl Layout {
+    fn try_new(spine: &Schema, events: &Schema, stage: &StagePlan, time_column: &str) -> Result<Self> {
+        let spine_keys = stage.spine_keys.iter().map(|k| spine.index_of(k)).collect::<Result<Vec<_>, _>>()?;
+        let event_keys = (0..spine_keys.len())
+            .map(|i| events.index_of(&event_key_column(i)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let event_arguments = stage
+            .features
+            .iter()
+            .enumerate()
+            .map(|(i, feature)| {
+                feature.has_argument.then(|| events.index_of(&event_argument_column(i))).transpose()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut fields: Vec<Arc<Field>> = spine.fields().iter().cloned().collect();
+        for feature in &stage.features {
+            for window in &feature.windows {
+                fields.push(Arc::new(Field::new(&window.column, feature.aggregate.result_type.clone(), true)));
+            }
+        }
+        Ok(Self {
+            spine_keys,
+            spine_time: spine.index_of(time_column)?,
+            event_keys,
+            event_time: events.index_of(EVENT_TIME_COLUMN)?,
+            event_arguments,
+            schema: Arc::new(Schema::new_with_metadata(fields, spine.metadata().clone())),
+        })
+    }
+}
+
+impl DisplayAs for PointInTimeExec {
+    fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "PointInTimeExec: time={}, ", self.time_column)?;
+        fmt_stages(f, &self.semantics, std::slice::from_ref(&self.stage))
+    }
+}
+
+impl ExecutionPlan for PointInTimeExec {
+    fn name(&self) -> &str {
+        "PointInTimeExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        self.input_distribution_requirements().into_per_child()
+    }
+
+    fn input_distribution_requirements(&self) -> InputDistributionRequirements {
+        InputDistributionRequirements::co_partitioned(vec![
+            Distribution::KeyPartitioned(Self::key_exprs(&self.spine.schema(), &self.layout.spine_keys)),
+            Distribution::KeyPartitioned(Self::key_exprs(&self.events.schema(), &self.layout.event_keys)),
+        ])
+    }
+
+    fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
+        vec![
+            Some(OrderingRequirements::from(Self::ordering(
+                &self.spine.schema(),
+                &self.layout.spine_keys,
+                self.layout.spine_time,
+            ))),
+            Some(OrderingRequirements::from(Self::ordering(
+                &self.events.schema(),
+                &self.layout.event_keys,
+                self.layout.event_time,
+            ))),
+        ]
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true, false]
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.spine, &self.events]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let [spine, events]: [Arc<dyn ExecutionPlan>; 2] = match children.try_into() {
+            Ok(children) => children,
+            Err(_) => return internal_err!("PointInTimeExec takes exactly two children"),
+        };
+        Ok(Arc::new(Self::try_new(
+            spine,
+            events,
+            Arc::clone(&self.stage),
+            self.semantics,
+            self.time_column.clone(),
+        )?))
+    }
+
+    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let spine = self.spine.execute(partition, Arc::clone(&context))?;
+        let events = self.events.execute(partition, context)?;
+        let key_fields = self
+            .layout
+            .spine_keys
+            .iter()
+            .map(|&i| SortField::new_with_options(self.spine.schema().field(i).data_type().clone(), SORT))
+            .collect();
+        let converter = Arc::new(RowConverter::new(key_fields)?);
+        let sweep = Sweep {
+            spine,
+            events: EventCursor {
+                stream: events,
+                converter: Arc::clone(&converter),
+                key_columns: self.layout.event_keys.clone(),
+                batch: None,
+                offset: 0,
+                exhausted: false,
+            },
+            converter,
+            layout: Arc::clone(&self.layout),
+            windows: build_windows(&self.stage, self.semantics.effective)?,
+            current_key: None,
+            key_times: Vec::new(),
+            stats: SweepMetrics::new(&self.metrics, partition),
+        };
+        let stream = futures::stream::try_unfold(sweep, |mut sweep| async move {
+            let Some(batch) = sweep.spine.next().await.transpose()? else {
+                return Ok(None);
+            };
+            let elapsed = sweep.stats.baseline.elapsed_compute().clone();
+            let timer = elapsed.timer();
+            let output = sweep.process(batch).await?;
+            timer.done();
+            sweep.stats.baseline.record_output(output.num_rows());
+            Ok(Some((output, sweep)))
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.layout.schema), stream)))
+    }
+}
+
+/// Output-row and input counters shown by `EXPLAIN ANALYZE`.
+struct SweepMetrics {
+    baseline: BaselineMetrics,
+    events: Count,
+    keys: Count,
+}
+
+impl SweepMetrics {
+    fn new(metrics: &ExecutionPlanMetricsSet, partition: usize) -> Self {
+        Self {
+            baseline: BaselineMetrics::new(metrics, partition),
+            events: MetricBuilder::new(metrics).counter("events_matched", partition),
+            keys: MetricBuilder::new(metrics).counter("spine_keys", partition),
+        }
+    }
+}
+
+/// One requested window: its sliding aggregate and where it stands in the key's events.
+struct WindowCursor {
+    feature: usize,
+    window: WindowLength,
+    grid: Grid,
+    semantics: WindowSemantics,
+    aggregate: Box<dyn SlidingAggregate>,
+    result_type: datafusion::arrow::datatypes::DataType,
+    default: Option<datafusion::common::ScalarValue>,
+    /// Events `[oldest, next)` are in the window.
+    oldest: usize,
+    next: usize,
+}
+
+fn build_windows(stage: &StagePlan, semantics: WindowSemantics) -> Result<Vec<WindowCursor>> {
+    let mut windows = Vec::new();
+    for (feature_index, feature) in stage.features.iter().enumerate() {
+        for window in &feature.windows {
+            windows.push(WindowCursor {
+                feature: feature_index,
+                window: window.window,
+                grid: window.grid,
+                semantics,
+                aggregate: sliding_aggregate(&feature.aggregate)?,
+                result_type: feature.aggregate.result_type.clone(),
+                default: feature.default.clone(),
+                oldest: 0,
+                next: 0,
+            });
+        }
+    }
+    Ok(windows)
+}
+
+impl WindowCursor {
+    /// Slides the window to the events row time `t` sees and emits its value.
+    fn emit_at(&mut self, t: i64, times: &[i64]) {
+        let range = self.semantics.event_range(self.window, &self.grid, t);
+        if let Some(start) = range.start {
+            while self.oldest < self.next && times[self.oldest] < start {
+                self.aggregate.pop();
+                self.oldest += 1;
+            }
+            if self.oldest == self.next {
+                // Nothing is in the window: skip the events before it without touching the state.
+                self.next += times[self.next..].partition_point(|&ts| ts < start);
+                self.oldest = self.next;
+            }
+        }
+        while self.next < times.len() && times[self.next] < range.end {
+            self.aggregate.push(self.next);
+            self.next += 1;
+        }
+        self.aggregate.emit();
+    }
+
+    /// The finished output column of one spine batch, with defaults applied.
+    fn finish(&mut self) -> Result<ArrayRef> {
+        let (values, empty) = self.aggregate.finish()?;
+        let values = if values.data_type() == &self.result_type { values } else { cast(&values, &self.result_type)? };
+        match &self.default {
+            Some(default) => Ok(zip(&empty, &default.to_scalar()?, &values)?),
+            None => Ok(values),
+        }
+    }
+}
+
+/// The merge of one partition's spine and events.
+struct Sweep {
+    spine: SendableRecordBatchStream,
+    events: EventCursor,
+    converter: Arc<RowConverter>,
+    layout: Arc<Layout>,
+    windows: Vec<WindowCursor>,
+    /// The key of the spine rows being processed, and its events' times.
+    current_key: Option<OwnedRow>,
+    key_times: Vec<i64>,
+    stats: SweepMetrics,
+}
+
+impl Sweep {
+    async fn process(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+        let keys: Vec<ArrayRef> = self.layout.spine_keys.iter().map(|&i| Arc::clone(batch.column(i))).collect();
+        let rows = self.converter.convert_columns(&keys)?;
+        let times = to_micros(batch.column(self.layout.spine_time))?;
+        for row in 0..batch.num_rows() {
+            let key = rows.row(row);
+            if self.current_key.as_ref().is_none_or(|current| current.row() != key) {
+                self.start_key(key).await?;
+            }
+            self.emit_row(&times, row);
+        }
+        let mut columns = batch.columns().to_vec();
+        for window in &mut self.windows {
+            columns.push(window.finish()?);
+        }
+        Ok(RecordBatch::try_new(Arc::clone(&self.layout.schema), columns)?)
+    }
+
+    fn emit_row(&mut self, times: &Int64Array, row: usize) {
+        if times.is_null(row) {
+            self.windows.iter_mut().for_each(|w| w.aggregate.emit_null());
+            return;
+        }
+        let t = times.value(row);
+        for window in &mut self.windows {
+            window.emit_at(t, &self.key_times);
+        }
+    }
+
+    /// Gathers the events of `key` and resets every window onto them.
+    async fn start_key(&mut self, key: Row<'_>) -> Result<()> {
+        let events = self.events.take_key(key).await?;
+        self.key_times = non_null_micros(events.column(self.layout.event_time))?;
+        for window in &mut self.windows {
+            let values = self.layout.event_arguments[window.feature].map(|i| events.column(i));
+            window.aggregate.load(values, events.num_rows())?;
+            window.oldest = 0;
+            window.next = 0;
+        }
+        self.current_key = Some(key.owned());
+        self.stats.keys.add(1);
+        self.stats.events.add(events.num_rows());
+        Ok(())
+    }
+}
+
+/// Reads a key-sorted event stream forward, one key at a time.
+struct EventCursor {
+    stream: SendableRecordBatchStream,
+    converter: Arc<RowConverter>,
+    key_columns: Vec<usize>,
+    /// The batch being read, its key rows, and the first unread row.
+    batch: Option<(RecordBatch, Rows)>,
+    offset: usize,
+    exhausted: bool,
+}
+
+impl EventCursor {
+    /// The events whose key equals `key`, skipping smaller keys. Keys must be
+    /// asked for in ascending order, as the spine's are.
+    async fn take_key(&mut self, key: Row<'_>) -> Result<RecordBatch> {
+        let mut pieces = Vec::new();
+        while self.fill().await? {
+            let Some((batch, rows)) = &self.batch else { break };
+            let n = batch.num_rows();
+            let start = first_index(self.offset, n, |i| rows.row(i) >= key);
+            let end = first_index(start, n, |i| rows.row(i) > key);
+            if end > start {
+                pieces.push(batch.slice(start, end - start));
+            }
+            self.offset = end;
+            if end < n {
+                break;
+            }
+        }
+        Ok(concat_batches(&self.stream.schema(), &pieces)?)
+    }
+
+    /// Makes sure a batch with unread rows is loaded; `false` at the end of the stream.
+    async fn fill(&mut self) -> Result<bool> {
+        while !self.exhausted && self.batch.as_ref().is_none_or(|(batch, _)| self.offset >= batch.num_rows()) {
+            match self.stream.next().await.transpose()? {
+                Some(batch) => {
+                    let keys: Vec<ArrayRef> = self.key_columns.iter().map(|&i| Arc::clone(batch.column(i))).collect();
+                    let rows = self.converter.convert_columns(&keys)?;
+                    self.batch = Some((batch, rows));
+                    self.offset = 0;
+                }
+                None => {
+                    self.exhausted = true;
+                    self.batch = None;
+                }
+            }
+        }
+        Ok(self.batch.is_some())
+    }
+}
+
+/// The first index in `[low, high)` where the monotone predicate holds (`high` if none).
+fn first_index(mut low: usize, mut high: usize, holds: impl Fn(usize) -> bool) -> usize {
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if holds(middle) { high = middle } else { low = middle + 1 }
+    }
+    low
+}

@@ -1,0 +1,185 @@
+//! The training-set logical node.
+//!
+//! [`PointInTimeNode`] is what `point_in_time(...)` and the Rust API plan to.
+//! Its first input is the spine; every further input is the event plan of one
+//! *stage*: the features that share a source table, key columns, time column
+//! and filter, so their events are scanned once. The node's output is the
+//! spine's columns, in spine order, then one column per requested feature
+//! window. The node carries everything execution needs (bound aggregates,
+//! grids, defaults, the semantics), so the physical planner reads no session
+//! state and the node can be serialized as is.
+
+use std::cmp::Ordering;
+use std::collections::HashSet;
+use std::fmt;
+
+use datafusion::common::{DFSchemaRef, Result, ScalarValue, internal_err};
+use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNodeCore};
+use tessera_aggregates::BoundAggregate;
+use tessera_definitions::FeatureName;
+use tessera_time::{Duration, Grid, WindowLength, WindowSemantics};
+
+/// Name of the events plan's key columns: `__tessera_key_<i>`.
+pub fn event_key_column(index: usize) -> String {
+    format!("__tessera_key_{index}")
+}
+
+/// Name of the events plan's time column.
+pub const EVENT_TIME_COLUMN: &str = "__tessera_ts";
+
+/// Name of the events plan's argument column of feature `feature` in its stage.
+pub fn event_argument_column(feature: usize) -> String {
+    format!("__tessera_arg_{feature}")
+}
+
+/// One output column: a window of a feature.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WindowPlan {
+    /// The window.
+    pub window: WindowLength,
+    /// Its bucket grid.
+    pub grid: Grid,
+    /// The output column, `ns.name__<seconds>__`.
+    pub column: String,
+}
+
+/// One feature of a stage and the windows requested of it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FeaturePlan {
+    /// The feature.
+    pub name: FeatureName,
+    /// Its aggregate call, as written (for EXPLAIN).
+    pub call: String,
+    /// The bound aggregate.
+    pub aggregate: BoundAggregate,
+    /// Whether the aggregate reads an argument column (`false` for `count(*)`).
+    pub has_argument: bool,
+    /// The value of empty windows, when the feature declares one.
+    pub default: Option<ScalarValue>,
+    /// The requested windows.
+    pub windows: Vec<WindowPlan>,
+}
+
+/// Features computed from one scan of one source.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StagePlan {
+    /// The source table, for EXPLAIN.
+    pub source: String,
+    /// The spine's key columns, matched to the events plan's `__tessera_key_<i>`.
+    pub spine_keys: Vec<String>,
+    /// The filter on the source, for EXPLAIN.
+    pub filter: Option<String>,
+    /// The features.
+    pub features: Vec<FeaturePlan>,
+}
+
+/// Which events each row sees and where they come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SemanticsPlan {
+    /// The semantics chosen by the options.
+    pub requested: WindowSemantics,
+    /// The continuous buffer, for bucketed queries.
+    pub continuous_buffer: Option<Duration>,
+    /// The set of events each row sees (bucketed with a buffer is aligned).
+    pub effective: WindowSemantics,
+}
+
+impl fmt::Display for SemanticsPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.continuous_buffer {
+            Some(buffer) if self.requested == WindowSemantics::Bucketed => {
+                write!(f, "bucketed with continuous buffer {buffer} (= {})", self.effective)
+            }
+            _ => write!(f, "{}", self.effective),
+        }
+    }
+}
+
+/// The training-set node: spine + stages → spine columns + feature columns.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PointInTimeNode {
+    /// The spine, then one events plan per stage.
+    pub inputs: Vec<LogicalPlan>,
+    /// The spine's time column.
+    pub time_column: String,
+    /// The stages, in input order.
+    pub stages: Vec<StagePlan>,
+    /// The semantics.
+    pub semantics: SemanticsPlan,
+    /// Spine fields then feature fields.
+    pub schema: DFSchemaRef,
+}
+
+impl PointInTimeNode {
+    /// The spine input.
+    pub fn spine(&self) -> &LogicalPlan {
+        &self.inputs[0]
+    }
+}
+
+impl PartialOrd for PointInTimeNode {
+    /// Nodes are only ordered when equal: there is no meaningful order between plans.
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        (self == other).then_some(Ordering::Equal)
+    }
+}
+
+/// Writes the per-window summary shared by the logical and physical EXPLAIN.
+pub fn fmt_stages(f: &mut fmt::Formatter<'_>, semantics: &SemanticsPlan, stages: &[StagePlan]) -> fmt::Result {
+    write!(f, "semantics={semantics}")?;
+    for stage in stages {
+        write!(f, ", stage[source={} key=({})", stage.source, stage.spine_keys.join(", "))?;
+        if let Some(filter) = &stage.filter {
+            write!(f, " where {filter}")?;
+        }
+        write!(f, ": ")?;
+        let mut first = true;
+        for feature in &stage.features {
+            for window in &feature.windows {
+                if !first {
+                    write!(f, "; ")?;
+                }
+                first = false;
+                write!(f, "{} = {} over {} grid {} from raw events", window.column, feature.call, window.window, window.grid)?;
+            }
+        }
+        write!(f, "]")?;
+    }
+    Ok(())
+}
+
+impl UserDefinedLogicalNodeCore for PointInTimeNode {
+    fn name(&self) -> &str {
+        "PointInTime"
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        self.inputs.iter().collect()
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        &self.schema
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        vec![]
+    }
+
+    /// Feature values depend on the whole spine row and its position, so no
+    /// filter is pushed below the node.
+    fn prevent_predicate_push_down_columns(&self) -> HashSet<String> {
+        self.schema.fields().iter().map(|f| f.name().clone()).collect()
+    }
+
+    fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "PointInTime: time={}, ", self.time_column)?;
+        fmt_stages(f, &self.semantics, &self.stages)
+    }
+
+    fn with_exprs_and_inputs(&self, exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> Result<Self> {
+        if !exprs.is_empty() || inputs.len() != self.inputs.len() {
+            return internal_err!("PointInTime expects {} inputs and no expressions", self.inputs.len());
+        }
+        Ok(Self { inputs, ..self.clone() })
+    }
+}

@@ -1,0 +1,34 @@
+//! Helpers shared by the suites.
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::common::Result;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+/// A fresh session with Tessera registered.
+pub fn context() -> SessionContext {
+    tessera::new_context(SessionConfig::new().with_target_partitions(4))
+}
+
+/// Runs every statement and returns the batches of the last one.
+pub async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
+    let mut frames = tessera::execute_sql(ctx, sql).await?;
+    match frames.pop() {
+        Some(frame) => frame.collect().await,
+        None => Ok(vec![]),
+    }
+}
+
+/// Runs `sql` and renders the result as a table.
+pub async fn table(ctx: &SessionContext, sql: &str) -> String {
+    let batches = run(ctx, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    pretty_format_batches(&batches).unwrap().to_string()
+}
+
+/// Runs `sql`, expecting an error, and returns its message.
+pub async fn error(ctx: &SessionContext, sql: &str) -> String {
+    match run(ctx, sql).await {
+        Ok(_) => panic!("expected an error from: {sql}"),
+        Err(e) => e.strip_backtrace(),
+    }
+}
