@@ -3,4 +3,5 @@
 
 mod common;
 mod definitions;
+mod differential;
 mod smoke;

@@ -158,8 +158,13 @@ impl BoundAggregate {
             (AggregateKind::Min | AggregateKind::Max, _) => value_type.clone(),
             _ => DataType::Float64,
         };
-        // count only looks at validity, so it reads the value as it is.
-        let input_type = if kind == AggregateKind::Count { value_type.clone() } else { canonical };
+        let input_type = match kind {
+            // count only looks at validity, so it reads the value as it is.
+            AggregateKind::Count => value_type.clone(),
+            // Moments are computed in floating point whatever the input.
+            AggregateKind::Mean | AggregateKind::Var | AggregateKind::Std => DataType::Float64,
+            _ => canonical,
+        };
         Ok(Self { kind, family: Some(family), input_types: vec![input_type], result_type })
     }
 

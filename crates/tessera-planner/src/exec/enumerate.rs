@@ -62,8 +62,10 @@ impl ExecutionPlan for SpineEnumerateExec {
         &self.properties
     }
 
+    /// Row numbers record the input's order, so no sort may be moved below
+    /// this plan: that would number rows in the sorted order instead.
     fn maintains_input_order(&self) -> Vec<bool> {
-        vec![true]
+        vec![false]
     }
 
     fn benefits_from_input_partitioning(&self) -> Vec<bool> {
