@@ -4,4 +4,5 @@
 mod common;
 mod definitions;
 mod differential;
+mod slt;
 mod smoke;

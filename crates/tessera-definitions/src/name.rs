@@ -86,6 +86,15 @@ impl WindowSelector {
     }
 }
 
+impl fmt::Display for WindowSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Duration(window) => write!(f, "'{window}'"),
+            Self::Suffix(suffix) => write!(f, "__{suffix}__"),
+        }
+    }
+}
+
 impl FeatureRequest {
     /// Parses `ns.name`, `ns.name["7d"]` or `ns.name__604800__`.
     pub fn parse(text: &str) -> Result<Self> {

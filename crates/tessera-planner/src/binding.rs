@@ -47,7 +47,7 @@ impl BoundFeature {
         let name = definition.name.to_string();
         let table = TableReference::from(definition.source.as_str());
         let provider = resolve_table(state, &table)
-            .map_err(|e| plan_datafusion_err!("feature {name}: {}", e.strip_backtrace()))?;
+            .map_err(|e| plan_datafusion_err!("feature {name}: {}", bare_message(&e)))?;
         let source_schema = Arc::new(DFSchema::try_from_qualified_schema(table.clone(), &provider.schema())?);
         for column in definition.keys.iter().chain([&definition.timestamp]) {
             require_column(&name, &table, &source_schema, column)?;
@@ -112,7 +112,7 @@ fn require_column(feature: &str, table: &TableReference, schema: &DFSchema, colu
 fn plan_expr(state: &SessionState, feature: &str, what: &str, text: &str, schema: &DFSchema) -> Result<Expr> {
     state
         .create_logical_expr(text, schema)
-        .map_err(|e| plan_datafusion_err!("feature {feature}: {what} '{text}': {}", e.strip_backtrace()))
+        .map_err(|e| plan_datafusion_err!("feature {feature}: {what} '{text}': {}", bare_message(&e)))
 }
 
 fn plan_filter(state: &SessionState, feature: &str, text: &str, schema: &DFSchema) -> Result<Expr> {
@@ -138,8 +138,16 @@ fn evaluate_default(state: &SessionState, feature: &str, text: &str, result_type
         .evaluate(&one_row)
         .and_then(|v| v.into_array(1))
         .and_then(|array| ScalarValue::try_from_array(&array, 0))
-        .map_err(|e| plan_datafusion_err!("feature {feature}: DEFAULT {text} is not a constant: {}", e.strip_backtrace()))?;
+        .map_err(|e| plan_datafusion_err!("feature {feature}: DEFAULT {text} is not a constant: {}", bare_message(&e)))?;
     value.cast_to(result_type).map_err(|_| {
         plan_datafusion_err!("feature {feature}: DEFAULT {text} cannot be cast to the result type {result_type}")
     })
+}
+
+/// The message of `error` without DataFusion's kind prefix, for wrapping it in more context.
+pub fn bare_message(error: &datafusion::common::DataFusionError) -> String {
+    match error {
+        datafusion::common::DataFusionError::Plan(message) => message.clone(),
+        other => other.strip_backtrace(),
+    }
 }

@@ -25,7 +25,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use futures::FutureExt;
 use tessera_definitions::FeatureRequest;
 
-use crate::binding::resolve_table;
+use crate::binding::{bare_message, resolve_table};
 use crate::training_set::{options, plan_training_set};
 
 /// The `point_in_time(spine, time_column, feature, ...)` table function.
@@ -43,8 +43,14 @@ impl TableFunctionImpl for PointInTimeFunction {
             .enumerate()
             .map(|(i, expr)| string_argument(i, expr))
             .collect::<Result<Vec<_>>>()?;
-        let [spine, time_column, features @ ..] = texts.as_slice() else {
-            return plan_err!("point_in_time(spine, time_column, feature, ...) takes at least 3 arguments, got {}", texts.len());
+        let (spine, time_column, features) = match texts.as_slice() {
+            [spine, time_column, features @ ..] if !features.is_empty() => (spine, time_column, features),
+            _ => {
+                return plan_err!(
+                    "point_in_time(spine, time_column, feature, ...) takes at least 3 arguments, got {}",
+                    texts.len()
+                );
+            }
         };
         let requests = features.iter().map(|f| FeatureRequest::parse(f)).collect::<Result<Vec<_>>>()?;
         let spine = plan_spine(state, spine)?;
@@ -72,10 +78,10 @@ pub fn plan_spine(state: &SessionState, spine: &str) -> Result<LogicalPlan> {
             .statement_to_plan(statement)
             .now_or_never()
             .ok_or_else(|| plan_datafusion_err!("the spine query reads a table served by an asynchronous catalog"))?
-            .map_err(|e| plan_datafusion_err!("spine query '{spine}': {}", e.strip_backtrace()));
+            .map_err(|e| plan_datafusion_err!("spine query '{spine}': {}", bare_message(&e)));
     }
     let table = TableReference::from(spine);
-    let provider = resolve_table(state, &table).map_err(|e| plan_datafusion_err!("spine: {}", e.strip_backtrace()))?;
+    let provider = resolve_table(state, &table).map_err(|e| plan_datafusion_err!("spine: {}", bare_message(&e)))?;
     LogicalPlanBuilder::scan(table, provider_as_source(provider), None)?.build()
 }
 

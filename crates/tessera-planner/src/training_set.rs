@@ -159,7 +159,7 @@ fn select_windows(feature: &BoundFeature, request: &FeatureRequest) -> Result<Ve
         None => {
             let known: Vec<String> = windows.iter().map(|w| format!("'{w}'")).collect();
             plan_err!(
-                "feature {} has no window {selector:?}; its windows are {}",
+                "feature {} has no window {selector}; its windows are {}",
                 feature.definition.name,
                 known.join(", ")
             )
