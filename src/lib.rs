@@ -37,5 +37,6 @@ pub use tessera_time as time;
 
 pub use tessera_definitions::{FeatureDefinition, FeatureName};
 pub use tessera_planner::{
-    TesseraOptions, TrainingSet, define_feature, execute_sql, execute_statement, new_context, register, tessera_config,
+    TesseraOptions, TrainingSet, define_feature, execute_sql, execute_statement, new_context,
+    register, tessera_config,
 };

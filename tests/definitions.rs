@@ -10,11 +10,21 @@ fn parses_the_three_reference_forms() {
     assert!(whole.window.is_none());
 
     let by_duration = FeatureRequest::parse("user.total[\"7d\"]").unwrap();
-    assert!(by_duration.window.unwrap().matches(WindowLength::parse("7d").unwrap()));
+    assert!(
+        by_duration
+            .window
+            .unwrap()
+            .matches(WindowLength::parse("7d").unwrap())
+    );
 
     let by_suffix = FeatureRequest::parse("user.total__604800__").unwrap();
     assert_eq!(by_suffix.feature.name(), "total");
-    assert!(by_suffix.window.unwrap().matches(WindowLength::parse("1w").unwrap()));
+    assert!(
+        by_suffix
+            .window
+            .unwrap()
+            .matches(WindowLength::parse("1w").unwrap())
+    );
 
     let all = FeatureRequest::parse("user.total__all__").unwrap();
     assert!(all.window.unwrap().matches(WindowLength::All));
@@ -23,8 +33,14 @@ fn parses_the_three_reference_forms() {
 #[test]
 fn column_names_follow_the_spec() {
     let name = FeatureName::parse("user.total_transaction_amount").unwrap();
-    assert_eq!(name.column_name(WindowLength::parse("7d").unwrap()), "user.total_transaction_amount__604800__");
-    assert_eq!(name.column_name(WindowLength::All), "user.total_transaction_amount__all__");
+    assert_eq!(
+        name.column_name(WindowLength::parse("7d").unwrap()),
+        "user.total_transaction_amount__604800__"
+    );
+    assert_eq!(
+        name.column_name(WindowLength::All),
+        "user.total_transaction_amount__all__"
+    );
 }
 
 #[test]

@@ -11,10 +11,13 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::concat_batches;
-use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, TimeUnit, TimestampMicrosecondType};
+use datafusion::arrow::datatypes::{
+    DataType, Field, Float64Type, Int64Type, Schema, TimeUnit, TimestampMicrosecondType,
+};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use rand::rngs::SmallRng;
@@ -92,12 +95,20 @@ struct Case {
 }
 
 fn random_case(rng: &mut SmallRng) -> Case {
-    let bucket = *[HOUR, 6 * HOUR, DAY, 7 * HOUR + 13_000, 2 * DAY].choose(rng).unwrap();
-    let origin = if rng.gen_bool(0.5) { 0 } else { rng.gen_range(-3 * DAY..3 * DAY) };
+    let bucket = *[HOUR, 6 * HOUR, DAY, 7 * HOUR + 13_000, 2 * DAY]
+        .choose(rng)
+        .unwrap();
+    let origin = if rng.gen_bool(0.5) {
+        0
+    } else {
+        rng.gen_range(-3 * DAY..3 * DAY)
+    };
     let base = 20_000 * DAY; // 2024-10-04
     let span_buckets = (30 * DAY / bucket).max(4);
     let instant = |rng: &mut SmallRng| -> i64 {
-        let on_grid = origin + (base - origin).div_euclid(bucket) * bucket + rng.gen_range(0..span_buckets) * bucket;
+        let on_grid = origin
+            + (base - origin).div_euclid(bucket) * bucket
+            + rng.gen_range(0..span_buckets) * bucket;
         match rng.gen_range(0..4) {
             0 => on_grid,
             1 => on_grid + rng.gen_range(-1..=1),
@@ -113,7 +124,8 @@ fn random_case(rng: &mut SmallRng) -> Case {
             k2: *keys2.choose(rng).unwrap(),
             ts: (!rng.gen_bool(0.03)).then(|| instant(rng)),
             int_value: (!rng.gen_bool(0.15)).then(|| rng.gen_range(-1000..1000)),
-            float_value: (!rng.gen_bool(0.15)).then(|| f64::from(rng.gen_range(-100_000..100_000)) / 100.0),
+            float_value: (!rng.gen_bool(0.15))
+                .then(|| f64::from(rng.gen_range(-100_000..100_000)) / 100.0),
             text_value: (!rng.gen_bool(0.15)).then(|| format!("v{}", rng.gen_range(0..50))),
         })
         .collect();
@@ -125,7 +137,10 @@ fn random_case(rng: &mut SmallRng) -> Case {
     let event_times: Vec<i64> = events.iter().filter_map(|e| e.ts).collect();
     let spine = (0..rng.gen_range(1..80))
         .map(|_| SpineRow {
-            k1: [Some(1), Some(2), Some(3), Some(4), None].choose(rng).unwrap().map(i64::from),
+            k1: [Some(1), Some(2), Some(3), Some(4), None]
+                .choose(rng)
+                .unwrap()
+                .map(i64::from),
             k2: *keys2.choose(rng).unwrap(),
             t: if rng.gen_bool(0.05) {
                 None
@@ -137,12 +152,22 @@ fn random_case(rng: &mut SmallRng) -> Case {
             },
         })
         .collect();
-    let window_choices = [Some(HOUR), Some(DAY), Some(3 * DAY + 5_000), Some(7 * DAY), Some(bucket), None];
+    let window_choices = [
+        Some(HOUR),
+        Some(DAY),
+        Some(3 * DAY + 5_000),
+        Some(7 * DAY),
+        Some(bucket),
+        None,
+    ];
     let features = (0..rng.gen_range(1..5))
         .map(|i| {
             let (function, column) = *FUNCTIONS.choose(rng).unwrap();
             let count = rng.gen_range(1..4);
-            let mut windows: Vec<Option<i64>> = window_choices.choose_multiple(rng, count).copied().collect();
+            let mut windows: Vec<Option<i64>> = window_choices
+                .choose_multiple(rng, count)
+                .copied()
+                .collect();
             windows.sort();
             windows.dedup();
             let numeric_default = matches!((function, column), ("count", _) | ("sum", Some("i")));
@@ -157,26 +182,56 @@ fn random_case(rng: &mut SmallRng) -> Case {
             }
         })
         .collect();
-    Case { bucket, origin, events, spine, features }
+    Case {
+        bucket,
+        origin,
+        events,
+        spine,
+        features,
+    }
 }
 
 fn events_batch(events: &[Event]) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![
         Field::new("k1", DataType::Int32, true),
         Field::new("k2", DataType::Utf8, true),
-        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
         Field::new("i", DataType::Int64, true),
         Field::new("f", DataType::Float64, true),
         Field::new("s", DataType::Utf8, true),
-        Field::new("d", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new(
+            "d",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(events.iter().map(|e| e.k1).collect::<Int32Array>()),
         Arc::new(events.iter().map(|e| e.k2).collect::<StringArray>()),
-        Arc::new(events.iter().map(|e| e.ts).collect::<TimestampMicrosecondArray>().with_timezone("UTC")),
+        Arc::new(
+            events
+                .iter()
+                .map(|e| e.ts)
+                .collect::<TimestampMicrosecondArray>()
+                .with_timezone("UTC"),
+        ),
         Arc::new(events.iter().map(|e| e.int_value).collect::<Int64Array>()),
-        Arc::new(events.iter().map(|e| e.float_value).collect::<Float64Array>()),
-        Arc::new(events.iter().map(|e| e.text_value.clone()).collect::<StringArray>()),
+        Arc::new(
+            events
+                .iter()
+                .map(|e| e.float_value)
+                .collect::<Float64Array>(),
+        ),
+        Arc::new(
+            events
+                .iter()
+                .map(|e| e.text_value.clone())
+                .collect::<StringArray>(),
+        ),
         Arc::new(
             events
                 .iter()
@@ -192,13 +247,23 @@ fn spine_batch(spine: &[SpineRow]) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![
         Field::new("k1", DataType::Int64, true),
         Field::new("k2", DataType::Utf8, true),
-        Field::new("t", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new(
+            "t",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
         Field::new("row", DataType::Int64, false),
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(spine.iter().map(|r| r.k1).collect::<Int64Array>()),
         Arc::new(spine.iter().map(|r| r.k2).collect::<StringArray>()),
-        Arc::new(spine.iter().map(|r| r.t).collect::<TimestampMicrosecondArray>().with_timezone("UTC")),
+        Arc::new(
+            spine
+                .iter()
+                .map(|r| r.t)
+                .collect::<TimestampMicrosecondArray>()
+                .with_timezone("UTC"),
+        ),
         Arc::new(Int64Array::from_iter_values(0..spine.len() as i64)),
     ];
     RecordBatch::try_new(schema, columns).unwrap()
@@ -215,8 +280,14 @@ fn column_name(feature: &FeatureCase, window: Option<i64>) -> String {
     }
 }
 
-async fn register_case(case: &Case, target_partitions: usize, batch_split: usize) -> SessionContext {
-    let ctx = tessera::new_context(datafusion::prelude::SessionConfig::new().with_target_partitions(target_partitions));
+async fn register_case(
+    case: &Case,
+    target_partitions: usize,
+    batch_split: usize,
+) -> SessionContext {
+    let ctx = tessera::new_context(
+        datafusion::prelude::SessionConfig::new().with_target_partitions(target_partitions),
+    );
     let events = events_batch(&case.events);
     let partitions: Vec<Vec<RecordBatch>> = (0..batch_split)
         .map(|p| {
@@ -226,15 +297,28 @@ async fn register_case(case: &Case, target_partitions: usize, batch_split: usize
             vec![events.slice(start, end - start)]
         })
         .collect();
-    ctx.register_table("events", Arc::new(MemTable::try_new(events.schema(), partitions).unwrap())).unwrap();
+    ctx.register_table(
+        "events",
+        Arc::new(MemTable::try_new(events.schema(), partitions).unwrap()),
+    )
+    .unwrap();
     let spine = spine_batch(&case.spine);
-    ctx.register_table("spine", Arc::new(MemTable::try_new(spine.schema(), vec![vec![spine]]).unwrap())).unwrap();
+    ctx.register_table(
+        "spine",
+        Arc::new(MemTable::try_new(spine.schema(), vec![vec![spine]]).unwrap()),
+    )
+    .unwrap();
     for feature in &case.features {
-        let mut builder = FeatureDefinition::builder(&feature.name).source("events").key("k1").timestamp("ts");
+        let mut builder = FeatureDefinition::builder(&feature.name)
+            .source("events")
+            .key("k1")
+            .timestamp("ts");
         if feature.composite_key {
             builder = builder.key("k2");
         }
-        builder = builder.aggregate(feature.function, feature.column).windows(feature.windows.iter().map(|w| duration_text(*w)));
+        builder = builder
+            .aggregate(feature.function, feature.column)
+            .windows(feature.windows.iter().map(|w| duration_text(*w)));
         if feature.filter {
             builder = builder.filter("i IS NULL OR i % 3 <> 0");
         }
@@ -253,7 +337,14 @@ async fn register_case(case: &Case, target_partitions: usize, batch_split: usize
 }
 
 /// The spec's window, evaluated independently of Tessera's time crate.
-fn sees(semantics: Semantics, window: Option<i64>, bucket: i64, origin: i64, t: i64, ts: i64) -> bool {
+fn sees(
+    semantics: Semantics,
+    window: Option<i64>,
+    bucket: i64,
+    origin: i64,
+    t: i64,
+    ts: i64,
+) -> bool {
     let floor = |x: i128| -> i128 {
         let (b, o) = (i128::from(bucket), i128::from(origin));
         o + (x - o).div_euclid(b) * b
@@ -281,8 +372,16 @@ enum Expected {
     Text(String),
 }
 
-fn brute_force(case: &Case, feature: &FeatureCase, semantics: Semantics, window: Option<i64>, row: &SpineRow) -> Expected {
-    let Some(t) = row.t else { return Expected::Null };
+fn brute_force(
+    case: &Case,
+    feature: &FeatureCase,
+    semantics: Semantics,
+    window: Option<i64>,
+    row: &SpineRow,
+) -> Expected {
+    let Some(t) = row.t else {
+        return Expected::Null;
+    };
     let matching: Vec<&Event> = case
         .events
         .iter()
@@ -293,13 +392,18 @@ fn brute_force(case: &Case, feature: &FeatureCase, semantics: Semantics, window:
             let passes_filter = !feature.filter || e.int_value.is_none_or(|i| i % 3 != 0);
             key_matches
                 && passes_filter
-                && e.ts.is_some_and(|ts| sees(semantics, window, case.bucket, case.origin, t, ts))
+                && e.ts
+                    .is_some_and(|ts| sees(semantics, window, case.bucket, case.origin, t, ts))
         })
         .collect();
     let ints: Vec<i64> = matching.iter().filter_map(|e| e.int_value).collect();
     let floats: Vec<f64> = matching.iter().filter_map(|e| e.float_value).collect();
     let as_floats = |column: &str| -> Vec<f64> {
-        if column == "i" { ints.iter().map(|&v| v as f64).collect() } else { floats.clone() }
+        if column == "i" {
+            ints.iter().map(|&v| v as f64).collect()
+        } else {
+            floats.clone()
+        }
     };
     let result = match (feature.function, feature.column) {
         ("count", None) => Expected::Int(matching.len() as i64),
@@ -308,7 +412,11 @@ fn brute_force(case: &Case, feature: &FeatureCase, semantics: Semantics, window:
         ("sum", Some(_)) => Expected::Float(floats.iter().sum()),
         ("mean", Some(c)) => {
             let values = as_floats(c);
-            if values.is_empty() { Expected::Null } else { Expected::Float(values.iter().sum::<f64>() / values.len() as f64) }
+            if values.is_empty() {
+                Expected::Null
+            } else {
+                Expected::Float(values.iter().sum::<f64>() / values.len() as f64)
+            }
         }
         ("var" | "std", Some(c)) => {
             let values = as_floats(c);
@@ -316,8 +424,13 @@ fn brute_force(case: &Case, feature: &FeatureCase, semantics: Semantics, window:
                 Expected::Null
             } else {
                 let mean = values.iter().sum::<f64>() / values.len() as f64;
-                let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (values.len() - 1) as f64;
-                Expected::Float(if feature.function == "std" { var.sqrt() } else { var })
+                let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
+                    / (values.len() - 1) as f64;
+                Expected::Float(if feature.function == "std" {
+                    var.sqrt()
+                } else {
+                    var
+                })
             }
         }
         (extreme, Some(c)) => {
@@ -325,11 +438,18 @@ fn brute_force(case: &Case, feature: &FeatureCase, semantics: Semantics, window:
             match c {
                 "i" | "d" => {
                     let scale = if c == "d" { 1_000_003 } else { 1 };
-                    let picked = if smallest { ints.iter().min() } else { ints.iter().max() };
+                    let picked = if smallest {
+                        ints.iter().min()
+                    } else {
+                        ints.iter().max()
+                    };
                     picked.map_or(Expected::Null, |v| Expected::Int(v * scale))
                 }
                 "f" => {
-                    let picked = floats.iter().copied().reduce(|a, b| if (b < a) == smallest { b } else { a });
+                    let picked = floats
+                        .iter()
+                        .copied()
+                        .reduce(|a, b| if (b < a) == smallest { b } else { a });
                     picked.map_or(Expected::Null, Expected::Float)
                 }
                 _ => {
@@ -360,7 +480,9 @@ fn actual(column: &ArrayRef, row: usize) -> Expected {
     match column.data_type() {
         DataType::Int64 => Expected::Int(column.as_primitive::<Int64Type>().value(row)),
         DataType::Float64 => Expected::Float(column.as_primitive::<Float64Type>().value(row)),
-        DataType::Timestamp(_, _) => Expected::Int(column.as_primitive::<TimestampMicrosecondType>().value(row)),
+        DataType::Timestamp(_, _) => {
+            Expected::Int(column.as_primitive::<TimestampMicrosecondType>().value(row))
+        }
         DataType::Utf8 => Expected::Text(column.as_string::<i32>().value(row).to_string()),
         other => panic!("unexpected result type {other}"),
     }
@@ -374,21 +496,37 @@ fn agrees(expected: &Expected, actual: &Expected) -> bool {
     }
 }
 
-async fn check_case(seed: u64, case: &Case, semantics: Semantics, options: TesseraOptions, ctx: &SessionContext) {
-    let mut training_set = TrainingSet::new(ctx.table("spine").await.unwrap(), "t").options(options.clone());
+async fn check_case(
+    seed: u64,
+    case: &Case,
+    semantics: Semantics,
+    options: TesseraOptions,
+    ctx: &SessionContext,
+) {
+    let mut training_set =
+        TrainingSet::new(ctx.table("spine").await.unwrap(), "t").options(options.clone());
     for feature in &case.features {
         training_set = training_set.feature(&feature.name);
     }
     let batches = training_set.build().unwrap().collect().await.unwrap();
     let batch = concat_batches(&batches[0].schema(), &batches).unwrap();
-    assert_eq!(batch.num_rows(), case.spine.len(), "seed {seed}: one output row per spine row");
-    let order = batch.column_by_name("row").unwrap().as_primitive::<Int64Type>();
+    assert_eq!(
+        batch.num_rows(),
+        case.spine.len(),
+        "seed {seed}: one output row per spine row"
+    );
+    let order = batch
+        .column_by_name("row")
+        .unwrap()
+        .as_primitive::<Int64Type>();
     for (i, row) in case.spine.iter().enumerate() {
         assert_eq!(order.value(i), i as i64, "seed {seed}: spine order");
         for feature in &case.features {
             for window in &feature.windows {
                 let name = column_name(feature, *window);
-                let column = batch.column_by_name(&name).unwrap_or_else(|| panic!("missing column {name}"));
+                let column = batch
+                    .column_by_name(&name)
+                    .unwrap_or_else(|| panic!("missing column {name}"));
                 let expected = brute_force(case, feature, semantics, *window, row);
                 let got = actual(column, i);
                 assert!(
@@ -424,6 +562,13 @@ async fn every_cell_matches_the_brute_force_spec() {
             check_case(seed, &case, semantics, options_for(semantics, false), &ctx).await;
         }
         // Bucketed with a continuous buffer sees the aligned set (SEMANTICS.md §4).
-        check_case(seed, &case, Semantics::Aligned, options_for(Semantics::Bucketed, true), &ctx).await;
+        check_case(
+            seed,
+            &case,
+            Semantics::Aligned,
+            options_for(Semantics::Bucketed, true),
+            &ctx,
+        )
+        .await;
     }
 }

@@ -4,5 +4,6 @@
 mod common;
 mod definitions;
 mod differential;
+mod errors;
 mod slt;
 mod smoke;

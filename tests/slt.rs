@@ -31,7 +31,10 @@ impl AsyncDB for TesseraDb {
         if columns == 0 {
             return Ok(DBOutput::StatementComplete(0));
         }
-        Ok(DBOutput::Rows { types: vec![DefaultColumnType::Any; columns], rows: format_rows(&batches)? })
+        Ok(DBOutput::Rows {
+            types: vec![DefaultColumnType::Any; columns],
+            rows: format_rows(&batches)?,
+        })
     }
 
     async fn shutdown(&mut self) {}
@@ -64,12 +67,24 @@ fn format_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, DataFusionEr
     Ok(rows)
 }
 
-/// A row whose cells span several lines becomes one row per line.
+/// A row whose cells span several lines becomes one row per line; the
+/// continuation rows hold only the cells that still have a line.
 fn expand_multiline(cells: Vec<String>, rows: &mut Vec<Vec<String>>) {
     let lines: Vec<Vec<&str>> = cells.iter().map(|c| c.lines().collect()).collect();
     let height = lines.iter().map(Vec::len).max().unwrap_or(1).max(1);
-    for line in 0..height {
-        rows.push(lines.iter().map(|l| l.get(line).copied().unwrap_or("").to_string()).collect());
+    rows.push(
+        lines
+            .iter()
+            .map(|l| l.first().copied().unwrap_or("").to_string())
+            .collect(),
+    );
+    for line in 1..height {
+        rows.push(
+            lines
+                .iter()
+                .filter_map(|l| l.get(line).map(|s| s.to_string()))
+                .collect(),
+        );
     }
 }
 
@@ -82,16 +97,28 @@ async fn sql_logic_tests() {
         .filter(|path| path.extension().is_some_and(|e| e == "slt"))
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no .slt files in {}", directory.display());
+    assert!(
+        !files.is_empty(),
+        "no .slt files in {}",
+        directory.display()
+    );
     let mut failures = Vec::new();
     for file in &files {
         let mut runner = Runner::new(|| async {
             let config = SessionConfig::new().with_target_partitions(2);
-            Ok(TesseraDb { ctx: tessera::new_context(config) })
+            Ok(TesseraDb {
+                ctx: tessera::new_context(config),
+            })
         });
         if let Err(e) = runner.run_file_async(file).await {
             failures.push(format!("{}:\n{e}", file.display()));
         }
     }
-    assert!(failures.is_empty(), "{} of {} files failed:\n\n{}", failures.len(), files.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} files failed:\n\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n\n")
+    );
 }

@@ -26,7 +26,11 @@ CREATE WINDOWED FEATURE user.txn_count FROM transactions KEY user_id TIMESTAMP t
 async fn exact_training_set_matches_hand_computed_values() {
     let ctx = context();
     table(&ctx, SETUP).await;
-    let result = table(&ctx, "SELECT * FROM point_in_time('spine', 'ts', 'user.amount_sum', 'user.txn_count')").await;
+    let result = table(
+        &ctx,
+        "SELECT * FROM point_in_time('spine', 'ts', 'user.amount_sum', 'user.txn_count')",
+    )
+    .await;
     // user 1 at 2025-03-10T15:00: 1d = (03-09T15:00, 03-10T15:00] → 1.0; 7d adds 5.0; all adds 10.0.
     // The event at 15:00:01 is in the future and never seen. User 2's null amount counts for count(*).
     insta::assert_snapshot!(result, @r"

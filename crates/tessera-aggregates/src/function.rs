@@ -91,7 +91,10 @@ impl ValueFamily {
             | DataType::UInt16
             | DataType::UInt32
             | DataType::UInt64 => Self::Integer,
-            DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(_, _) => Self::Float,
+            DataType::Float16
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Decimal128(_, _) => Self::Float,
             DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => Self::Timestamp,
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Self::String,
             _ => Self::Other,
@@ -133,11 +136,19 @@ impl BoundAggregate {
         };
         let value_type = match (kind, argument_types) {
             (AggregateKind::Count, []) => {
-                return Ok(Self { kind, family: None, input_types: vec![], result_type: DataType::Int64 });
+                return Ok(Self {
+                    kind,
+                    family: None,
+                    input_types: vec![],
+                    result_type: DataType::Int64,
+                });
             }
             (_, [value_type]) => value_type,
             (_, args) => {
-                return plan_err!("feature {feature}: {kind} takes exactly one argument, got {}", args.len());
+                return plan_err!(
+                    "feature {feature}: {kind} takes exactly one argument, got {}",
+                    args.len()
+                );
             }
         };
         let family = ValueFamily::of(value_type);
@@ -165,7 +176,12 @@ impl BoundAggregate {
             AggregateKind::Mean | AggregateKind::Var | AggregateKind::Std => DataType::Float64,
             _ => canonical,
         };
-        Ok(Self { kind, family: Some(family), input_types: vec![input_type], result_type })
+        Ok(Self {
+            kind,
+            family: Some(family),
+            input_types: vec![input_type],
+            result_type,
+        })
     }
 
     /// The type the state emits before the final cast to [`Self::result_type`].

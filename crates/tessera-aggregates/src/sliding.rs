@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, Float64Array, Int64Array, StringArray,
-    TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, Float64Array, Int64Array,
+    StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
 use datafusion::common::{Result, exec_err};
@@ -55,8 +55,12 @@ pub fn sliding_aggregate(aggregate: &BoundAggregate) -> Result<Box<dyn SlidingAg
         (Max, Some(Float)) => Box::new(Kernel::<ExtremeState<f64, Largest>>::default()),
         (Min, Some(Timestamp)) => Box::new(Kernel::<TimestampExtreme<Smallest>>::default()),
         (Max, Some(Timestamp)) => Box::new(Kernel::<TimestampExtreme<Largest>>::default()),
-        (Min, Some(String)) => Box::new(Kernel::<ExtremeState<std::string::String, Smallest>>::default()),
-        (Max, Some(String)) => Box::new(Kernel::<ExtremeState<std::string::String, Largest>>::default()),
+        (Min, Some(String)) => {
+            Box::new(Kernel::<ExtremeState<std::string::String, Smallest>>::default())
+        }
+        (Max, Some(String)) => {
+            Box::new(Kernel::<ExtremeState<std::string::String, Largest>>::default())
+        }
         (kind, family) => return exec_err!("no sliding kernel for {kind} over {family:?}"),
     })
 }
@@ -85,7 +89,12 @@ struct Kernel<S: KernelState> {
 
 impl<S: KernelState> Default for Kernel<S> {
     fn default() -> Self {
-        Self { lifted: Vec::new(), window: TwoStacks::default(), output: Vec::new(), empty: BooleanBufferBuilder::new(0) }
+        Self {
+            lifted: Vec::new(),
+            window: TwoStacks::default(),
+            output: Vec::new(),
+            empty: BooleanBufferBuilder::new(0),
+        }
     }
 }
 
@@ -123,7 +132,11 @@ impl<S: KernelState> SlidingAggregate for Kernel<S> {
 }
 
 /// Lifts a primitive column with `lift`, mapping nulls to the identity.
-fn lift_primitive<T, S>(values: Option<&ArrayRef>, into: &mut Vec<S>, lift: impl Fn(T::Native) -> S) -> Result<()>
+fn lift_primitive<T, S>(
+    values: Option<&ArrayRef>,
+    into: &mut Vec<S>,
+    lift: impl Fn(T::Native) -> S,
+) -> Result<()>
 where
     T: datafusion::arrow::datatypes::ArrowPrimitiveType,
     S: Monoid,
@@ -132,9 +145,17 @@ where
         return exec_err!("aggregate expects an argument column");
     };
     let Some(array) = values.as_primitive_opt::<T>() else {
-        return exec_err!("aggregate expects {} values, got {}", T::DATA_TYPE, values.data_type());
+        return exec_err!(
+            "aggregate expects {} values, got {}",
+            T::DATA_TYPE,
+            values.data_type()
+        );
     };
-    into.extend(array.iter().map(|v| v.map(&lift).unwrap_or_else(S::identity)));
+    into.extend(
+        array
+            .iter()
+            .map(|v| v.map(&lift).unwrap_or_else(S::identity)),
+    );
     Ok(())
 }
 
@@ -143,7 +164,9 @@ impl KernelState for CountState {
     fn lift_all(values: Option<&ArrayRef>, len: usize, into: &mut Vec<Self>) -> Result<()> {
         match values {
             None => into.extend(std::iter::repeat_n(CountState(1), len)),
-            Some(values) => into.extend((0..len).map(|i| CountState(i64::from(values.is_valid(i))))),
+            Some(values) => {
+                into.extend((0..len).map(|i| CountState(i64::from(values.is_valid(i)))))
+            }
         }
         Ok(())
     }
@@ -347,7 +370,9 @@ impl<E: crate::states::Extreme> Monoid for TimestampExtreme<E> {
 impl<E: crate::states::Extreme> KernelState for TimestampExtreme<E> {
     type Output = i64;
     fn lift_all(values: Option<&ArrayRef>, _: usize, into: &mut Vec<Self>) -> Result<()> {
-        lift_primitive::<TimestampMicrosecondType, _>(values, into, |v| Self(ExtremeState::of(Some(v))))
+        lift_primitive::<TimestampMicrosecondType, _>(values, into, |v| {
+            Self(ExtremeState::of(Some(v)))
+        })
     }
     fn output(&self) -> Option<i64> {
         self.0.value

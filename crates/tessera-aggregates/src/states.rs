@@ -74,7 +74,11 @@ pub struct MomentsState {
 impl MomentsState {
     /// The state of one value.
     pub fn of(value: f64) -> Self {
-        Self { count: 1, mean: value, m2: 0.0 }
+        Self {
+            count: 1,
+            mean: value,
+            m2: 0.0,
+        }
     }
 
     /// Sample variance, `None` for fewer than two values.
@@ -144,7 +148,8 @@ impl PartialOrdTotal for i64 {
 impl PartialOrdTotal for f64 {
     fn total_cmp(&self, other: &Self) -> std::cmp::Ordering {
         // -0.0 and 0.0 compare equal, as in SQL; NaN is largest.
-        self.partial_cmp(other).unwrap_or_else(|| self.is_nan().cmp(&other.is_nan()))
+        self.partial_cmp(other)
+            .unwrap_or_else(|| self.is_nan().cmp(&other.is_nan()))
     }
 }
 
@@ -165,7 +170,10 @@ pub struct ExtremeState<T, E> {
 impl<T, E> ExtremeState<T, E> {
     /// The state of one value.
     pub fn of(value: Option<T>) -> Self {
-        Self { value, end: std::marker::PhantomData }
+        Self {
+            value,
+            end: std::marker::PhantomData,
+        }
     }
 }
 
@@ -179,7 +187,10 @@ where
     }
     fn combine(&mut self, other: &Self) {
         if let Some(candidate) = &other.value
-            && self.value.as_ref().is_none_or(|current| E::prefer(candidate, current))
+            && self
+                .value
+                .as_ref()
+                .is_none_or(|current| E::prefer(candidate, current))
         {
             self.value = Some(candidate.clone());
         }

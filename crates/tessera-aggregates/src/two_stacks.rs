@@ -29,7 +29,11 @@ pub struct TwoStacks<M> {
 
 impl<M: Monoid> Default for TwoStacks<M> {
     fn default() -> Self {
-        Self { front: Vec::new(), back: Vec::new(), back_aggregate: M::identity() }
+        Self {
+            front: Vec::new(),
+            back: Vec::new(),
+            back_aggregate: M::identity(),
+        }
     }
 }
 

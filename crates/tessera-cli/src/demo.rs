@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use datafusion::arrow::array::{
-    ArrayRef, FixedSizeListArray, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
+    ArrayRef, FixedSizeListArray, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
+    StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::util::pretty::pretty_format_batches;
@@ -68,15 +68,24 @@ CREATE WINDOWED FEATURE user_bank.total_transaction_amount FROM transactions KEY
 
 /// Runs the demo on `ctx`.
 pub async fn run(ctx: &SessionContext, args: DemoArgs) -> Result<()> {
-    let year_start = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap().timestamp_micros();
+    let year_start = Utc
+        .with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
+        .unwrap()
+        .timestamp_micros();
     let mut rng = SmallRng::seed_from_u64(args.seed);
     let users = UserActivity::new(args.users.max(1), &mut rng);
 
     let started = Instant::now();
     let transactions = generate_transactions(&args, &users, year_start, &mut rng)?;
     let spine = generate_spine(&args, &users, year_start, &mut rng)?;
-    ctx.register_table("transactions", Arc::new(MemTable::try_new(transactions.0, transactions.1)?))?;
-    ctx.register_table("spine", Arc::new(MemTable::try_new(spine.0, vec![spine.1])?))?;
+    ctx.register_table(
+        "transactions",
+        Arc::new(MemTable::try_new(transactions.0, transactions.1)?),
+    )?;
+    ctx.register_table(
+        "spine",
+        Arc::new(MemTable::try_new(spine.0, vec![spine.1])?),
+    )?;
     println!(
         "generated {} transactions of {} users and {} spine rows in {:.1?}",
         args.events,
@@ -92,11 +101,18 @@ pub async fn run(ctx: &SessionContext, args: DemoArgs) -> Result<()> {
         'user.transaction_count', 'user.mean_amount', 'user.max_amount', 'user.amount_std', \
         'user.large_purchase_count', 'user_bank.total_transaction_amount')";
     for (label, aligned) in [("exact", false), ("aligned", true)] {
-        tessera::execute_sql(ctx, &format!("SET tessera.align_offline_chalk_window_with_materialization = {aligned}"))
-            .await?;
+        tessera::execute_sql(
+            ctx,
+            &format!("SET tessera.align_offline_chalk_window_with_materialization = {aligned}"),
+        )
+        .await?;
         let spinner = spinner(&format!("building the training set with {label} windows"));
         let started = Instant::now();
-        let batches = tessera::execute_sql(ctx, query).await?.remove(0).collect().await?;
+        let batches = tessera::execute_sql(ctx, query)
+            .await?
+            .remove(0)
+            .collect()
+            .await?;
         let elapsed = started.elapsed();
         spinner.finish_and_clear();
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
@@ -107,7 +123,11 @@ pub async fn run(ctx: &SessionContext, args: DemoArgs) -> Result<()> {
             args.events
         );
         if !aligned {
-            let sample: Vec<RecordBatch> = batches.first().map(|b| b.slice(0, b.num_rows().min(8))).into_iter().collect();
+            let sample: Vec<RecordBatch> = batches
+                .first()
+                .map(|b| b.slice(0, b.num_rows().min(8)))
+                .into_iter()
+                .collect();
             println!("{}", pretty_format_batches(&sample)?);
         }
     }
@@ -123,9 +143,11 @@ fn spinner(message: &str) -> ProgressBar {
 fn progress(total: usize, message: &str) -> ProgressBar {
     let bar = ProgressBar::new(total as u64).with_message(message.to_string());
     bar.set_style(
-        ProgressStyle::with_template("{msg:>24} [{bar:40}] {human_pos}/{human_len} ({per_sec}, eta {eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:>24} [{bar:40}] {human_pos}/{human_len} ({per_sec}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar
 }
@@ -145,13 +167,20 @@ impl UserActivity {
                 total
             })
             .collect();
-        let home_bank = (0..users).map(|_| rng.gen_range(0..BANKS.len() as u8)).collect();
-        Self { cumulative, home_bank }
+        let home_bank = (0..users)
+            .map(|_| rng.gen_range(0..BANKS.len() as u8))
+            .collect();
+        Self {
+            cumulative,
+            home_bank,
+        }
     }
 
     fn sample(&self, rng: &mut SmallRng) -> usize {
         let target = rng.r#gen::<f64>() * self.cumulative.last().copied().unwrap_or(0.0);
-        self.cumulative.partition_point(|&c| c < target).min(self.cumulative.len() - 1)
+        self.cumulative
+            .partition_point(|&c| c < target)
+            .min(self.cumulative.len() - 1)
     }
 }
 
@@ -160,12 +189,19 @@ fn transactions_schema(embedding_dim: i32) -> SchemaRef {
         Field::new("id", DataType::Int64, false),
         Field::new("user_id", DataType::Int32, false),
         Field::new("bank", DataType::Utf8, false),
-        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
         Field::new("amount", DataType::Float64, true),
         Field::new("category", DataType::Int32, false),
         Field::new(
             "embedding",
-            DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, true)), embedding_dim),
+            DataType::FixedSizeList(
+                Arc::new(Field::new("item", DataType::Float32, true)),
+                embedding_dim,
+            ),
             true,
         ),
     ]))
@@ -173,7 +209,12 @@ fn transactions_schema(embedding_dim: i32) -> SchemaRef {
 
 type Partitions = (SchemaRef, Vec<Vec<RecordBatch>>);
 
-fn generate_transactions(args: &DemoArgs, users: &UserActivity, year_start: i64, rng: &mut SmallRng) -> Result<Partitions> {
+fn generate_transactions(
+    args: &DemoArgs,
+    users: &UserActivity,
+    year_start: i64,
+    rng: &mut SmallRng,
+) -> Result<Partitions> {
     let schema = transactions_schema(args.embedding_dim);
     let partitions = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut output = vec![Vec::new(); partitions];
@@ -204,26 +245,40 @@ fn transaction_batch(
         .iter()
         .map(|&u| {
             // Mostly the home bank, sometimes another.
-            let bank = if rng.gen_bool(0.85) { users.home_bank[u] as usize } else { rng.gen_range(0..BANKS.len()) };
+            let bank = if rng.gen_bool(0.85) {
+                users.home_bank[u] as usize
+            } else {
+                rng.gen_range(0..BANKS.len())
+            };
             Some(BANKS[bank])
         })
         .collect();
-    let times: TimestampMicrosecondArray =
-        (0..rows).map(|_| Some(year_start + rng.gen_range(0..365 * MICROS_PER_DAY))).collect();
+    let times: TimestampMicrosecondArray = (0..rows)
+        .map(|_| Some(year_start + rng.gen_range(0..365 * MICROS_PER_DAY)))
+        .collect();
     let amounts: Float64Array = (0..rows)
         .map(|_| {
             // Log-normal amounts around 30, with 1% missing.
-            (!rng.gen_bool(0.01)).then(|| (30.0 * (normal(rng) * 0.9).exp() * 100.0).round() / 100.0)
+            (!rng.gen_bool(0.01))
+                .then(|| (30.0 * (normal(rng) * 0.9).exp() * 100.0).round() / 100.0)
         })
         .collect();
-    let categories: Int32Array = (0..rows).map(|_| Some((rng.r#gen::<f64>().powi(2) * f64::from(CATEGORIES)) as i32)).collect();
+    let categories: Int32Array = (0..rows)
+        .map(|_| Some((rng.r#gen::<f64>().powi(2) * f64::from(CATEGORIES)) as i32))
+        .collect();
     let dim = args.embedding_dim as usize;
-    let values: Float32Array = (0..rows * dim).map(|_| Some(rng.r#gen::<f32>() * 2.0 - 1.0)).collect();
+    let values: Float32Array = (0..rows * dim)
+        .map(|_| Some(rng.r#gen::<f32>() * 2.0 - 1.0))
+        .collect();
     let item = Arc::new(Field::new("item", DataType::Float32, true));
     let embeddings = FixedSizeListArray::try_new(item, args.embedding_dim, Arc::new(values), None)?;
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from_iter_values(first_id..first_id + rows as i64)),
-        Arc::new(Int32Array::from_iter_values(user_ids.iter().map(|&u| u as i32))),
+        Arc::new(Int64Array::from_iter_values(
+            first_id..first_id + rows as i64,
+        )),
+        Arc::new(Int32Array::from_iter_values(
+            user_ids.iter().map(|&u| u as i32),
+        )),
         Arc::new(banks),
         Arc::new(times.with_timezone("UTC")),
         Arc::new(amounts),
@@ -233,25 +288,43 @@ fn transaction_batch(
     Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
 
-fn generate_spine(args: &DemoArgs, users: &UserActivity, year_start: i64, rng: &mut SmallRng) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+fn generate_spine(
+    args: &DemoArgs,
+    users: &UserActivity,
+    year_start: i64,
+    rng: &mut SmallRng,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("user_id", DataType::Int32, false),
         Field::new("bank", DataType::Utf8, false),
-        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
         Field::new("label", DataType::Int32, false),
     ]));
     let last_90_days = year_start + 275 * MICROS_PER_DAY;
     let users_ids: Vec<usize> = (0..args.spine_rows).map(|_| users.sample(rng)).collect();
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int32Array::from_iter_values(users_ids.iter().map(|&u| u as i32))),
-        Arc::new(users_ids.iter().map(|&u| Some(BANKS[users.home_bank[u] as usize])).collect::<StringArray>()),
+        Arc::new(Int32Array::from_iter_values(
+            users_ids.iter().map(|&u| u as i32),
+        )),
+        Arc::new(
+            users_ids
+                .iter()
+                .map(|&u| Some(BANKS[users.home_bank[u] as usize]))
+                .collect::<StringArray>(),
+        ),
         Arc::new(
             (0..args.spine_rows)
                 .map(|_| Some(last_90_days + rng.gen_range(0..90 * MICROS_PER_DAY)))
                 .collect::<TimestampMicrosecondArray>()
                 .with_timezone("UTC"),
         ),
-        Arc::new(Int32Array::from_iter_values((0..args.spine_rows).map(|_| i32::from(rng.gen_bool(0.1))))),
+        Arc::new(Int32Array::from_iter_values(
+            (0..args.spine_rows).map(|_| i32::from(rng.gen_bool(0.1))),
+        )),
     ];
     let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
     let batches = (0..batch.num_rows())

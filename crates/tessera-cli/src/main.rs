@@ -37,14 +37,19 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let ctx = tessera::new_context(SessionConfig::new());
     let outcome = match cli.command {
-        Command::Sql { file: Some(path), .. } => match std::fs::read_to_string(&path) {
+        Command::Sql {
+            file: Some(path), ..
+        } => match std::fs::read_to_string(&path) {
             Ok(text) => sql::run_script(&ctx, &text).await,
             Err(e) => Err(datafusion::common::DataFusionError::Execution(format!(
                 "cannot read {}: {e}",
                 path.display()
             ))),
         },
-        Command::Sql { command: Some(text), .. } => sql::run_script(&ctx, &text).await,
+        Command::Sql {
+            command: Some(text),
+            ..
+        } => sql::run_script(&ctx, &text).await,
         Command::Sql { .. } => sql::repl(&ctx).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
     };

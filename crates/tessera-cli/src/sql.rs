@@ -9,7 +9,10 @@ use datafusion::prelude::SessionContext;
 /// Runs every statement of `text`, printing each result; stops at the first error.
 pub async fn run_script(ctx: &SessionContext, text: &str) -> Result<()> {
     for statement in tessera::planner::parse_sql(ctx, text)? {
-        let batches = tessera::execute_statement(ctx, statement).await?.collect().await?;
+        let batches = tessera::execute_statement(ctx, statement)
+            .await?
+            .collect()
+            .await?;
         print_batches(&batches)?;
     }
     Ok(())
@@ -28,7 +31,8 @@ pub async fn repl(ctx: &SessionContext) -> Result<()> {
     let mut pending = String::new();
     prompt(&pending);
     for line in stdin.lock().lines() {
-        let line = line.map_err(|e| datafusion::common::DataFusionError::Execution(e.to_string()))?;
+        let line =
+            line.map_err(|e| datafusion::common::DataFusionError::Execution(e.to_string()))?;
         if pending.is_empty() && matches!(line.trim(), "\\q" | "quit" | "exit") {
             break;
         }
@@ -46,6 +50,13 @@ pub async fn repl(ctx: &SessionContext) -> Result<()> {
 }
 
 fn prompt(pending: &str) {
-    print!("{}", if pending.is_empty() { "tessera> " } else { "      -> " });
+    print!(
+        "{}",
+        if pending.is_empty() {
+            "tessera> "
+        } else {
+            "      -> "
+        }
+    );
     let _ = std::io::stdout().flush();
 }

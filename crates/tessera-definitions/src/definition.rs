@@ -122,7 +122,9 @@ impl FeatureDefinition {
         if !self.materialization.bucket_durations.is_empty() {
             options.push(format!(
                 "bucket_durations = {}",
-                quote(&format_bucket_durations(&self.materialization.bucket_durations))
+                quote(&format_bucket_durations(
+                    &self.materialization.bucket_durations
+                ))
             ));
         }
         if self.materialization.bucket_start != 0 {
@@ -284,8 +286,10 @@ impl FeatureDefinitionBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.bucket_durations
-            .push((bucket.to_string(), windows.into_iter().map(Into::into).collect()));
+        self.bucket_durations.push((
+            bucket.to_string(),
+            windows.into_iter().map(Into::into).collect(),
+        ));
         self
     }
 
@@ -315,13 +319,19 @@ impl FeatureDefinitionBuilder {
             bucket_duration: self
                 .bucket_duration
                 .as_deref()
-                .map(|d| Duration::parse(d).map_err(|e| plan_error(&format!("feature {name}: bucket_duration"), e)))
+                .map(|d| {
+                    Duration::parse(d)
+                        .map_err(|e| plan_error(&format!("feature {name}: bucket_duration"), e))
+                })
                 .transpose()?,
             bucket_durations: parse_bucket_duration_pairs(&name, &self.bucket_durations)?,
             bucket_start: self
                 .bucket_start
                 .as_deref()
-                .map(|s| tessera_time::parse_instant(s).map_err(|e| plan_error(&format!("feature {name}: bucket_start"), e)))
+                .map(|s| {
+                    tessera_time::parse_instant(s)
+                        .map_err(|e| plan_error(&format!("feature {name}: bucket_start"), e))
+                })
                 .transpose()?
                 .unwrap_or(0),
         };
@@ -359,8 +369,12 @@ fn parse_windows(name: &FeatureName, texts: &[String]) -> Result<Vec<WindowLengt
     }
     let mut windows: Vec<WindowLength> = Vec::with_capacity(texts.len());
     for text in texts {
-        let window = WindowLength::parse(text).map_err(|e| plan_error(&format!("feature {name}"), e))?;
-        if let Some(same) = windows.iter().find(|w| w.column_suffix() == window.column_suffix()) {
+        let window =
+            WindowLength::parse(text).map_err(|e| plan_error(&format!("feature {name}"), e))?;
+        if let Some(same) = windows
+            .iter()
+            .find(|w| w.column_suffix() == window.column_suffix())
+        {
             return plan_err!(
                 "feature {name} lists window '{text}' twice (it has the same output column as '{same}')"
             );

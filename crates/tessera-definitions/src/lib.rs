@@ -13,8 +13,8 @@ mod parser;
 mod registry;
 
 pub use definition::{
-    AggregateCall, FeatureDefinition, FeatureDefinitionBuilder, Materialization, format_bucket_durations,
-    split_bucket_durations,
+    AggregateCall, FeatureDefinition, FeatureDefinitionBuilder, Materialization,
+    format_bucket_durations, split_bucket_durations,
 };
 pub use name::{FeatureName, FeatureRequest, WindowSelector};
 pub use parser::{TesseraParser, TesseraStatement};

@@ -101,13 +101,20 @@ impl FeatureRequest {
         let text = text.trim();
         if let Some((feature, rest)) = text.split_once('[') {
             let Some(inner) = rest.strip_suffix(']') else {
-                return plan_err!("invalid feature reference \"{text}\": expected e.g. user.amount[\"7d\"]");
+                return plan_err!(
+                    "invalid feature reference \"{text}\": expected e.g. user.amount[\"7d\"]"
+                );
             };
             let duration = inner.trim().trim_matches(|c| c == '"' || c == '\'');
             let window = WindowLength::parse(duration).map_err(|e| {
-                datafusion::common::DataFusionError::Plan(format!("in feature reference \"{text}\": {e}"))
+                datafusion::common::DataFusionError::Plan(format!(
+                    "in feature reference \"{text}\": {e}"
+                ))
             })?;
-            return Ok(Self { feature: FeatureName::parse(feature)?, window: Some(WindowSelector::Duration(window)) });
+            return Ok(Self {
+                feature: FeatureName::parse(feature)?,
+                window: Some(WindowSelector::Duration(window)),
+            });
         }
         if let Some(body) = text.strip_suffix("__")
             && let Some((feature, suffix)) = body.rsplit_once("__")
@@ -119,6 +126,9 @@ impl FeatureRequest {
                 window: Some(WindowSelector::Suffix(suffix.to_string())),
             });
         }
-        Ok(Self { feature: FeatureName::parse(text)?, window: None })
+        Ok(Self {
+            feature: FeatureName::parse(text)?,
+            window: None,
+        })
     }
 }

@@ -51,7 +51,9 @@ pub struct TesseraParser<'a> {
 impl<'a> TesseraParser<'a> {
     /// A parser for `sql` in `dialect`.
     pub fn new(sql: &'a str, dialect: &'a dyn Dialect) -> Result<Self> {
-        Ok(Self { inner: DFParserBuilder::new(sql).with_dialect(dialect).build()? })
+        Ok(Self {
+            inner: DFParserBuilder::new(sql).with_dialect(dialect).build()?,
+        })
     }
 
     /// Parses every `;`-separated statement.
@@ -71,7 +73,9 @@ impl<'a> TesseraParser<'a> {
     }
 
     fn parse_statement(&mut self) -> Result<TesseraStatement> {
-        if self.peek_words(&["CREATE", "WINDOWED"]) || self.peek_words(&["CREATE", "OR", "REPLACE", "WINDOWED"]) {
+        if self.peek_words(&["CREATE", "WINDOWED"])
+            || self.peek_words(&["CREATE", "OR", "REPLACE", "WINDOWED"])
+        {
             return self.parse_create();
         }
         if self.peek_words(&["DROP", "WINDOWED"]) {
@@ -81,15 +85,19 @@ impl<'a> TesseraParser<'a> {
             self.expect_words(&["SHOW", "WINDOWED", "FEATURES"])?;
             return Ok(TesseraStatement::ShowFeatures);
         }
-        Ok(TesseraStatement::DataFusion(Box::new(self.inner.parse_statement()?)))
+        Ok(TesseraStatement::DataFusion(Box::new(
+            self.inner.parse_statement()?,
+        )))
     }
 
     /// Whether the next tokens are exactly these words (case-insensitive).
     fn peek_words(&self, words: &[&str]) -> bool {
-        words.iter().enumerate().all(|(i, word)| match &self.inner.parser.peek_nth_token(i).token {
-            Token::Word(w) => w.value.eq_ignore_ascii_case(word),
-            _ => false,
-        })
+        words.iter().enumerate().all(
+            |(i, word)| match &self.inner.parser.peek_nth_token(i).token {
+                Token::Word(w) => w.value.eq_ignore_ascii_case(word),
+                _ => false,
+            },
+        )
     }
 
     fn expect_words(&mut self, words: &[&str]) -> Result<()> {
@@ -112,17 +120,30 @@ impl<'a> TesseraParser<'a> {
     }
 
     fn parse_feature_name(&mut self) -> Result<FeatureName> {
-        let object = self.inner.parser.parse_object_name(false).map_err(parse_error)?;
-        let parts: Vec<String> = object.0.iter().map(|part| part.to_string().trim_matches('"').to_string()).collect();
+        let object = self
+            .inner
+            .parser
+            .parse_object_name(false)
+            .map_err(parse_error)?;
+        let parts: Vec<String> = object
+            .0
+            .iter()
+            .map(|part| part.to_string().trim_matches('"').to_string())
+            .collect();
         match parts.as_slice() {
             [namespace, name] => FeatureName::new(namespace.as_str(), name.as_str()),
-            _ => plan_err!("invalid feature name \"{object}\": expected namespace.name, e.g. user.total_transaction_amount"),
+            _ => plan_err!(
+                "invalid feature name \"{object}\": expected namespace.name, e.g. user.total_transaction_amount"
+            ),
         }
     }
 
     fn parse_create(&mut self) -> Result<TesseraStatement> {
         self.expect_words(&["CREATE"])?;
-        let or_replace = self.inner.parser.parse_keywords(&[Keyword::OR, Keyword::REPLACE]);
+        let or_replace = self
+            .inner
+            .parser
+            .parse_keywords(&[Keyword::OR, Keyword::REPLACE]);
         self.expect_words(&["WINDOWED", "FEATURE"])?;
         let name = self.parse_feature_name()?;
         let mut builder = FeatureDefinition::builder(&name.to_string());
@@ -150,20 +171,35 @@ impl<'a> TesseraParser<'a> {
             seen.push(clause);
         }
         let definition = Box::new(builder.build()?);
-        Ok(TesseraStatement::CreateFeature { definition, or_replace })
+        Ok(TesseraStatement::CreateFeature {
+            definition,
+            or_replace,
+        })
     }
 
-    fn parse_from(&mut self, builder: FeatureDefinitionBuilder) -> Result<FeatureDefinitionBuilder> {
+    fn parse_from(
+        &mut self,
+        builder: FeatureDefinitionBuilder,
+    ) -> Result<FeatureDefinitionBuilder> {
         self.inner.parser.next_token();
-        let table = self.inner.parser.parse_object_name(false).map_err(parse_error)?;
+        let table = self
+            .inner
+            .parser
+            .parse_object_name(false)
+            .map_err(parse_error)?;
         Ok(builder.source(&table.to_string()))
     }
 
-    fn parse_key(&mut self, mut builder: FeatureDefinitionBuilder) -> Result<FeatureDefinitionBuilder> {
+    fn parse_key(
+        &mut self,
+        mut builder: FeatureDefinitionBuilder,
+    ) -> Result<FeatureDefinitionBuilder> {
         self.inner.parser.next_token();
         let parser = &mut self.inner.parser;
         let columns = if parser.consume_token(&Token::LParen) {
-            let columns = parser.parse_comma_separated(|p| p.parse_identifier()).map_err(parse_error)?;
+            let columns = parser
+                .parse_comma_separated(|p| p.parse_identifier())
+                .map_err(parse_error)?;
             parser.expect_token(&Token::RParen).map_err(parse_error)?;
             columns
         } else {
@@ -175,17 +211,25 @@ impl<'a> TesseraParser<'a> {
         Ok(builder)
     }
 
-    fn parse_timestamp(&mut self, builder: FeatureDefinitionBuilder) -> Result<FeatureDefinitionBuilder> {
+    fn parse_timestamp(
+        &mut self,
+        builder: FeatureDefinitionBuilder,
+    ) -> Result<FeatureDefinitionBuilder> {
         self.inner.parser.next_token();
         let column = self.inner.parser.parse_identifier().map_err(parse_error)?;
         Ok(builder.timestamp(&column.value))
     }
 
-    fn parse_aggregate(&mut self, builder: FeatureDefinitionBuilder) -> Result<FeatureDefinitionBuilder> {
+    fn parse_aggregate(
+        &mut self,
+        builder: FeatureDefinitionBuilder,
+    ) -> Result<FeatureDefinitionBuilder> {
         self.inner.parser.next_token();
         let expr = self.inner.parser.parse_expr().map_err(parse_error)?;
         let SQLExpr::Function(function) = &expr else {
-            return plan_err!("AGGREGATE expects a function call such as sum(amount), found: {expr}");
+            return plan_err!(
+                "AGGREGATE expects a function call such as sum(amount), found: {expr}"
+            );
         };
         let arguments = match &function.args {
             FunctionArguments::None => Vec::new(),
@@ -204,33 +248,60 @@ impl<'a> TesseraParser<'a> {
         Ok(builder.aggregate(&function.name.to_string().to_ascii_lowercase(), arguments))
     }
 
-    fn parse_windows(&mut self, builder: FeatureDefinitionBuilder) -> Result<FeatureDefinitionBuilder> {
+    fn parse_windows(
+        &mut self,
+        builder: FeatureDefinitionBuilder,
+    ) -> Result<FeatureDefinitionBuilder> {
         self.inner.parser.next_token();
         let parser = &mut self.inner.parser;
         parser.expect_token(&Token::LParen).map_err(parse_error)?;
-        let windows = parser.parse_comma_separated(|p| p.parse_literal_string()).map_err(parse_error)?;
+        let windows = parser
+            .parse_comma_separated(|p| p.parse_literal_string())
+            .map_err(parse_error)?;
         parser.expect_token(&Token::RParen).map_err(parse_error)?;
         Ok(builder.windows(windows))
     }
 
-    fn parse_where(&mut self, builder: FeatureDefinitionBuilder) -> Result<FeatureDefinitionBuilder> {
+    fn parse_where(
+        &mut self,
+        builder: FeatureDefinitionBuilder,
+    ) -> Result<FeatureDefinitionBuilder> {
         self.inner.parser.next_token();
         let predicate = self.inner.parser.parse_expr().map_err(parse_error)?;
         Ok(builder.filter(&predicate.to_string()))
     }
 
-    fn parse_default(&mut self, builder: FeatureDefinitionBuilder) -> Result<FeatureDefinitionBuilder> {
+    fn parse_default(
+        &mut self,
+        builder: FeatureDefinitionBuilder,
+    ) -> Result<FeatureDefinitionBuilder> {
         self.inner.parser.next_token();
         let literal = self.inner.parser.parse_expr().map_err(parse_error)?;
         Ok(builder.default_value(&literal.to_string()))
     }
 
-    fn parse_with(&mut self, name: &FeatureName, mut builder: FeatureDefinitionBuilder) -> Result<FeatureDefinitionBuilder> {
+    fn parse_with(
+        &mut self,
+        name: &FeatureName,
+        mut builder: FeatureDefinitionBuilder,
+    ) -> Result<FeatureDefinitionBuilder> {
         self.inner.parser.next_token();
-        self.inner.parser.expect_token(&Token::LParen).map_err(parse_error)?;
+        self.inner
+            .parser
+            .expect_token(&Token::LParen)
+            .map_err(parse_error)?;
         loop {
-            let option = self.inner.parser.parse_identifier().map_err(parse_error)?.value.to_ascii_lowercase();
-            self.inner.parser.expect_token(&Token::Eq).map_err(parse_error)?;
+            let option = self
+                .inner
+                .parser
+                .parse_identifier()
+                .map_err(parse_error)?
+                .value
+                .to_ascii_lowercase();
+            self.inner
+                .parser
+                .expect_token(&Token::Eq)
+                .map_err(parse_error)?;
             let value = match self.inner.parser.parse_value().map_err(parse_error)?.value {
                 Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s,
                 other => other.to_string(),
@@ -240,7 +311,9 @@ impl<'a> TesseraParser<'a> {
                 "bucket_start" => builder.bucket_start(&value),
                 "bucket_durations" => split_bucket_durations(&value)?
                     .into_iter()
-                    .fold(builder, |b, (bucket, windows)| b.bucket_durations(&bucket, windows)),
+                    .fold(builder, |b, (bucket, windows)| {
+                        b.bucket_durations(&bucket, windows)
+                    }),
                 other => {
                     return plan_err!(
                         "feature {name}: unknown option '{other}' in WITH; expected bucket_duration, bucket_durations or bucket_start"
@@ -251,7 +324,10 @@ impl<'a> TesseraParser<'a> {
                 break;
             }
         }
-        self.inner.parser.expect_token(&Token::RParen).map_err(parse_error)?;
+        self.inner
+            .parser
+            .expect_token(&Token::RParen)
+            .map_err(parse_error)?;
         Ok(builder)
     }
 }

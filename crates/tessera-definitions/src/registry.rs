@@ -26,7 +26,10 @@ impl FeatureRegistry {
 
     /// Adds a feature; fails if the name is taken, unless `or_replace`.
     pub fn register(&self, definition: FeatureDefinition, or_replace: bool) -> Result<()> {
-        let mut features = self.features.write().expect("feature registry lock poisoned");
+        let mut features = self
+            .features
+            .write()
+            .expect("feature registry lock poisoned");
         if !or_replace && features.contains_key(&definition.name) {
             return plan_err!(
                 "feature {} already exists; drop it first or use CREATE OR REPLACE WINDOWED FEATURE",
@@ -39,7 +42,10 @@ impl FeatureRegistry {
 
     /// Removes a feature; fails if it does not exist, unless `if_exists`.
     pub fn drop_feature(&self, name: &FeatureName, if_exists: bool) -> Result<()> {
-        let mut features = self.features.write().expect("feature registry lock poisoned");
+        let mut features = self
+            .features
+            .write()
+            .expect("feature registry lock poisoned");
         if features.remove(name).is_none() && !if_exists {
             return plan_err!("feature {name} does not exist");
         }
@@ -48,12 +54,19 @@ impl FeatureRegistry {
 
     /// The definition of `name`, with the list of known features in the error.
     pub fn get(&self, name: &FeatureName) -> Result<Arc<FeatureDefinition>> {
-        let features = self.features.read().expect("feature registry lock poisoned");
+        let features = self
+            .features
+            .read()
+            .expect("feature registry lock poisoned");
         match features.get(name) {
             Some(definition) => Ok(Arc::clone(definition)),
             None => {
                 let known: Vec<String> = features.keys().map(ToString::to_string).collect();
-                let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+                let known = if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                };
                 plan_err!("unknown feature {name}; defined features: {known}")
             }
         }
@@ -61,7 +74,10 @@ impl FeatureRegistry {
 
     /// Every definition, ordered by name.
     pub fn list(&self) -> Vec<Arc<FeatureDefinition>> {
-        let features = self.features.read().expect("feature registry lock poisoned");
+        let features = self
+            .features
+            .read()
+            .expect("feature registry lock poisoned");
         features.values().cloned().collect()
     }
 }

@@ -10,7 +10,10 @@ use crate::training_set::{options, plan_training_set, registry};
 
 /// Registers a feature built with [`FeatureDefinition::builder`] on the session of `ctx`,
 /// with the same checks as `CREATE WINDOWED FEATURE`.
-pub fn define_feature(ctx: &datafusion::prelude::SessionContext, definition: FeatureDefinition) -> Result<()> {
+pub fn define_feature(
+    ctx: &datafusion::prelude::SessionContext,
+    definition: FeatureDefinition,
+) -> Result<()> {
     let state = ctx.state();
     let definition = std::sync::Arc::new(definition);
     BoundFeature::bind(&state, std::sync::Arc::clone(&definition))?;
@@ -43,7 +46,12 @@ pub struct TrainingSet {
 impl TrainingSet {
     /// A training set over `spine`, asking every feature as of `time_column`.
     pub fn new(spine: DataFrame, time_column: &str) -> Self {
-        Self { spine, time_column: time_column.to_string(), features: Vec::new(), options: None }
+        Self {
+            spine,
+            time_column: time_column.to_string(),
+            features: Vec::new(),
+            options: None,
+        }
     }
 
     /// Adds a feature (`ns.name`) or one window of it (`ns.name["7d"]`, `ns.name__604800__`).
@@ -61,7 +69,11 @@ impl TrainingSet {
     /// Plans the training set as a `DataFrame` with the spine's columns then one per feature window.
     pub fn build(self) -> Result<DataFrame> {
         let (state, spine) = self.spine.into_parts();
-        let requests = self.features.iter().map(|f| FeatureRequest::parse(f)).collect::<Result<Vec<_>>>()?;
+        let requests = self
+            .features
+            .iter()
+            .map(|f| FeatureRequest::parse(f))
+            .collect::<Result<Vec<_>>>()?;
         let options = self.options.unwrap_or_else(|| options(&state));
         let plan = plan_training_set(&state, spine, &self.time_column, &requests, &options)?;
         Ok(DataFrame::new(state, plan))

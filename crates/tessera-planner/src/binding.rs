@@ -13,7 +13,9 @@ use datafusion::arrow::array::RecordBatchOptions;
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
-use datafusion::common::{DFSchema, DFSchemaRef, Result, ScalarValue, TableReference, plan_datafusion_err, plan_err};
+use datafusion::common::{
+    DFSchema, DFSchemaRef, Result, ScalarValue, TableReference, plan_datafusion_err, plan_err,
+};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Expr, ExprSchemable};
 use futures::FutureExt;
@@ -48,11 +50,15 @@ impl BoundFeature {
         let table = TableReference::from(definition.source.as_str());
         let provider = resolve_table(state, &table)
             .map_err(|e| plan_datafusion_err!("feature {name}: {}", bare_message(&e)))?;
-        let source_schema = Arc::new(DFSchema::try_from_qualified_schema(table.clone(), &provider.schema())?);
+        let source_schema = Arc::new(DFSchema::try_from_qualified_schema(
+            table.clone(),
+            &provider.schema(),
+        )?);
         for column in definition.keys.iter().chain([&definition.timestamp]) {
             require_column(&name, &table, &source_schema, column)?;
         }
-        let (_, ts_field) = source_schema.qualified_field_with_unqualified_name(&definition.timestamp)?;
+        let (_, ts_field) =
+            source_schema.qualified_field_with_unqualified_name(&definition.timestamp)?;
         if !is_time_type(ts_field.data_type()) {
             return plan_err!(
                 "feature {name}: TIMESTAMP column '{}' of {table} has type {}, expected a timestamp or date",
@@ -66,7 +72,10 @@ impl BoundFeature {
             .iter()
             .map(|text| plan_expr(state, &name, "argument", text, &source_schema))
             .collect::<Result<Vec<_>>>()?;
-        let types = planned.iter().map(|e| e.get_type(&source_schema)).collect::<Result<Vec<_>>>()?;
+        let types = planned
+            .iter()
+            .map(|e| e.get_type(&source_schema))
+            .collect::<Result<Vec<_>>>()?;
         let aggregate = BoundAggregate::bind(&name, &definition.aggregate.function, &types)?;
         let arguments = planned
             .into_iter()
@@ -83,49 +92,87 @@ impl BoundFeature {
             .as_deref()
             .map(|text| evaluate_default(state, &name, text, &aggregate.result_type))
             .transpose()?;
-        Ok(Self { definition, table, provider, source_schema, arguments, filter, aggregate, default })
+        Ok(Self {
+            definition,
+            table,
+            provider,
+            source_schema,
+            arguments,
+            filter,
+            aggregate,
+            default,
+        })
     }
 }
 
 /// Looks up a table; catalogs that can only answer asynchronously are rejected with a clear error.
-pub fn resolve_table(state: &SessionState, table: &TableReference) -> Result<Arc<dyn TableProvider>> {
+pub fn resolve_table(
+    state: &SessionState,
+    table: &TableReference,
+) -> Result<Arc<dyn TableProvider>> {
     let schema = state.schema_for_ref(table.clone())?;
     let lookup = schema.table(table.table()).now_or_never().ok_or_else(|| {
-        plan_datafusion_err!("table {table} is served by an asynchronous catalog; register it in the session first")
+        plan_datafusion_err!(
+            "table {table} is served by an asynchronous catalog; register it in the session first"
+        )
     })?;
     lookup?.ok_or_else(|| plan_datafusion_err!("unknown table '{table}'"))
 }
 
 /// Whether `data_type` can be an event or spine time.
 pub fn is_time_type(data_type: &DataType) -> bool {
-    matches!(data_type, DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64)
+    matches!(
+        data_type,
+        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
+    )
 }
 
-fn require_column(feature: &str, table: &TableReference, schema: &DFSchema, column: &str) -> Result<()> {
+fn require_column(
+    feature: &str,
+    table: &TableReference,
+    schema: &DFSchema,
+    column: &str,
+) -> Result<()> {
     if schema.has_column_with_unqualified_name(column) {
         return Ok(());
     }
     let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    plan_err!("feature {feature}: column '{column}' not found in {table}; its columns are: {}", columns.join(", "))
+    plan_err!(
+        "feature {feature}: column '{column}' not found in {table}; its columns are: {}",
+        columns.join(", ")
+    )
 }
 
-fn plan_expr(state: &SessionState, feature: &str, what: &str, text: &str, schema: &DFSchema) -> Result<Expr> {
-    state
-        .create_logical_expr(text, schema)
-        .map_err(|e| plan_datafusion_err!("feature {feature}: {what} '{text}': {}", bare_message(&e)))
+fn plan_expr(
+    state: &SessionState,
+    feature: &str,
+    what: &str,
+    text: &str,
+    schema: &DFSchema,
+) -> Result<Expr> {
+    state.create_logical_expr(text, schema).map_err(|e| {
+        plan_datafusion_err!("feature {feature}: {what} '{text}': {}", bare_message(&e))
+    })
 }
 
 fn plan_filter(state: &SessionState, feature: &str, text: &str, schema: &DFSchema) -> Result<Expr> {
     let filter = plan_expr(state, feature, "WHERE", text, schema)?;
     let data_type = filter.get_type(schema)?;
     if data_type != DataType::Boolean {
-        return plan_err!("feature {feature}: WHERE '{text}' has type {data_type}, expected a boolean predicate");
+        return plan_err!(
+            "feature {feature}: WHERE '{text}' has type {data_type}, expected a boolean predicate"
+        );
     }
     Ok(filter)
 }
 
 /// Evaluates a `DEFAULT` literal and casts it to the feature's result type.
-fn evaluate_default(state: &SessionState, feature: &str, text: &str, result_type: &DataType) -> Result<ScalarValue> {
+fn evaluate_default(
+    state: &SessionState,
+    feature: &str,
+    text: &str,
+    result_type: &DataType,
+) -> Result<ScalarValue> {
     let empty = DFSchema::empty();
     let expr = plan_expr(state, feature, "DEFAULT", text, &empty)?;
     let physical = state.create_physical_expr(expr, &empty)?;
@@ -138,9 +185,16 @@ fn evaluate_default(state: &SessionState, feature: &str, text: &str, result_type
         .evaluate(&one_row)
         .and_then(|v| v.into_array(1))
         .and_then(|array| ScalarValue::try_from_array(&array, 0))
-        .map_err(|e| plan_datafusion_err!("feature {feature}: DEFAULT {text} is not a constant: {}", bare_message(&e)))?;
+        .map_err(|e| {
+            plan_datafusion_err!(
+                "feature {feature}: DEFAULT {text} is not a constant: {}",
+                bare_message(&e)
+            )
+        })?;
     value.cast_to(result_type).map_err(|_| {
-        plan_datafusion_err!("feature {feature}: DEFAULT {text} cannot be cast to the result type {result_type}")
+        plan_datafusion_err!(
+            "feature {feature}: DEFAULT {text} cannot be cast to the result type {result_type}"
+        )
     })
 }
 

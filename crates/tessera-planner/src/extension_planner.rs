@@ -12,13 +12,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::catalog::Session;
 use datafusion::common::{Result, internal_err};
 use datafusion::execution::context::QueryPlanner;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
-use datafusion::catalog::Session;
 
 use crate::exec::{PointInTimeExec, RestoreSpineOrderExec, SpineEnumerateExec};
 use crate::node::PointInTimeNode;
@@ -45,7 +45,11 @@ impl ExtensionPlanner for PointInTimePlanner {
             return internal_err!("PointInTime node without inputs");
         };
         if events.len() != node.stages.len() {
-            return internal_err!("PointInTime node has {} stages but {} event inputs", node.stages.len(), events.len());
+            return internal_err!(
+                "PointInTime node has {} stages but {} event inputs",
+                node.stages.len(),
+                events.len()
+            );
         }
         let mut plan: Arc<dyn ExecutionPlan> = Arc::new(SpineEnumerateExec::new(Arc::clone(spine)));
         for (stage, events) in node.stages.iter().zip(events) {

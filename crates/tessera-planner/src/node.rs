@@ -88,7 +88,11 @@ impl fmt::Display for SemanticsPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.continuous_buffer {
             Some(buffer) if self.requested == WindowSemantics::Bucketed => {
-                write!(f, "bucketed with continuous buffer {buffer} (= {})", self.effective)
+                write!(
+                    f,
+                    "bucketed with continuous buffer {buffer} (= {})",
+                    self.effective
+                )
             }
             _ => write!(f, "{}", self.effective),
         }
@@ -125,10 +129,19 @@ impl PartialOrd for PointInTimeNode {
 }
 
 /// Writes the per-window summary shared by the logical and physical EXPLAIN.
-pub fn fmt_stages(f: &mut fmt::Formatter<'_>, semantics: &SemanticsPlan, stages: &[StagePlan]) -> fmt::Result {
+pub fn fmt_stages(
+    f: &mut fmt::Formatter<'_>,
+    semantics: &SemanticsPlan,
+    stages: &[StagePlan],
+) -> fmt::Result {
     write!(f, "semantics={semantics}")?;
     for stage in stages {
-        write!(f, ", stage[source={} key=({})", stage.source, stage.spine_keys.join(", "))?;
+        write!(
+            f,
+            ", stage[source={} key=({})",
+            stage.source,
+            stage.spine_keys.join(", ")
+        )?;
         if let Some(filter) = &stage.filter {
             write!(f, " where {filter}")?;
         }
@@ -140,7 +153,11 @@ pub fn fmt_stages(f: &mut fmt::Formatter<'_>, semantics: &SemanticsPlan, stages:
                     write!(f, "; ")?;
                 }
                 first = false;
-                write!(f, "{} = {} over {} grid {} from raw events", window.column, feature.call, window.window, window.grid)?;
+                write!(
+                    f,
+                    "{} = {} over {} grid {} from raw events",
+                    window.column, feature.call, window.window, window.grid
+                )?;
             }
         }
         write!(f, "]")?;
@@ -168,7 +185,11 @@ impl UserDefinedLogicalNodeCore for PointInTimeNode {
     /// Feature values depend on the whole spine row and its position, so no
     /// filter is pushed below the node.
     fn prevent_predicate_push_down_columns(&self) -> HashSet<String> {
-        self.schema.fields().iter().map(|f| f.name().clone()).collect()
+        self.schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
     }
 
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -178,8 +199,14 @@ impl UserDefinedLogicalNodeCore for PointInTimeNode {
 
     fn with_exprs_and_inputs(&self, exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> Result<Self> {
         if !exprs.is_empty() || inputs.len() != self.inputs.len() {
-            return internal_err!("PointInTime expects {} inputs and no expressions", self.inputs.len());
+            return internal_err!(
+                "PointInTime expects {} inputs and no expressions",
+                self.inputs.len()
+            );
         }
-        Ok(Self { inputs, ..self.clone() })
+        Ok(Self {
+            inputs,
+            ..self.clone()
+        })
     }
 }

@@ -60,12 +60,18 @@ const OPTIONS: [(&str, &str); 5] = [
         "align_offline_chalk_window_with_materialization",
         "Round each window's lower bound down to a bucket boundary, like the online store (aligned semantics).",
     ),
-    ("use_tile_store", "Read complete buckets from Parquet tiles written by backfills."),
+    (
+        "use_tile_store",
+        "Read complete buckets from Parquet tiles written by backfills.",
+    ),
     (
         "continuous_buffer_duration",
         "For bucketed queries, read events in [floor_b(t - d), t] from raw events; the result is the aligned window.",
     ),
-    ("tile_coverage_fallback", "'error' (default) or 'raw': what to do about tile ranges no backfill covers."),
+    (
+        "tile_coverage_fallback",
+        "'error' (default) or 'raw': what to do about tile ranges no backfill covers.",
+    ),
 ];
 
 impl TesseraOptions {
@@ -89,11 +95,13 @@ impl TesseraOptions {
     fn value_of(&self, key: &str) -> Option<String> {
         Some(match key {
             "use_materialized_offline_query" => self.use_materialized_offline_query.to_string(),
-            "align_offline_chalk_window_with_materialization" => {
-                self.align_offline_chalk_window_with_materialization.to_string()
-            }
+            "align_offline_chalk_window_with_materialization" => self
+                .align_offline_chalk_window_with_materialization
+                .to_string(),
             "use_tile_store" => self.use_tile_store.to_string(),
-            "continuous_buffer_duration" => return self.continuous_buffer_duration.map(|d| d.to_string()),
+            "continuous_buffer_duration" => {
+                return self.continuous_buffer_duration.map(|d| d.to_string());
+            }
             "tile_coverage_fallback" => match self.tile_coverage_fallback {
                 CoverageFallback::Error => "error".to_string(),
                 CoverageFallback::Raw => "raw".to_string(),
@@ -131,20 +139,25 @@ impl ExtensionOptions for TesseraOptions {
     fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let key = key.strip_prefix("tessera.").unwrap_or(key);
         match key {
-            "use_materialized_offline_query" => self.use_materialized_offline_query = parse_bool(key, value)?,
+            "use_materialized_offline_query" => {
+                self.use_materialized_offline_query = parse_bool(key, value)?
+            }
             "align_offline_chalk_window_with_materialization" => {
                 self.align_offline_chalk_window_with_materialization = parse_bool(key, value)?
             }
             "use_tile_store" => self.use_tile_store = parse_bool(key, value)?,
             "continuous_buffer_duration" => {
                 let trimmed = value.trim();
-                self.continuous_buffer_duration = if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("none") {
-                    None
-                } else {
-                    Some(Duration::parse(trimmed).map_err(|e| {
-                        datafusion::common::DataFusionError::Plan(format!("tessera.continuous_buffer_duration: {e}"))
-                    })?)
-                };
+                self.continuous_buffer_duration =
+                    if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("none") {
+                        None
+                    } else {
+                        Some(Duration::parse(trimmed).map_err(|e| {
+                            datafusion::common::DataFusionError::Plan(format!(
+                                "tessera.continuous_buffer_duration: {e}"
+                            ))
+                        })?)
+                    };
             }
             "tile_coverage_fallback" => {
                 self.tile_coverage_fallback = match value.trim().to_ascii_lowercase().as_str() {
@@ -158,8 +171,14 @@ impl ExtensionOptions for TesseraOptions {
                 }
             }
             _ => {
-                let known: Vec<String> = OPTIONS.iter().map(|(k, _)| format!("tessera.{k}")).collect();
-                return plan_err!("unknown option tessera.{key}; known options: {}", known.join(", "));
+                let known: Vec<String> = OPTIONS
+                    .iter()
+                    .map(|(k, _)| format!("tessera.{k}"))
+                    .collect();
+                return plan_err!(
+                    "unknown option tessera.{key}; known options: {}",
+                    known.join(", ")
+                );
             }
         }
         Ok(())

@@ -17,7 +17,9 @@ use datafusion::dataframe::DataFrame;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlanBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use tessera_definitions::{FeatureDefinition, FeatureRegistry, TesseraParser, TesseraStatement, format_bucket_durations};
+use tessera_definitions::{
+    FeatureDefinition, FeatureRegistry, TesseraParser, TesseraStatement, format_bucket_durations,
+};
 
 use crate::binding::BoundFeature;
 use crate::extension_planner::TesseraQueryPlanner;
@@ -28,17 +30,30 @@ use crate::training_set::registry;
 /// Adds Tessera to a session under construction.
 pub fn register(mut builder: SessionStateBuilder) -> SessionStateBuilder {
     let config = builder.config().take().unwrap_or_default();
-    builder = builder.with_config(tessera_config(config)).with_query_planner(Arc::new(TesseraQueryPlanner));
+    builder = builder
+        .with_config(tessera_config(config))
+        .with_query_planner(Arc::new(TesseraQueryPlanner));
     builder
         .table_functions()
         .get_or_insert_with(HashMap::new)
-        .insert("point_in_time".to_string(), Arc::new(TableFunction::new("point_in_time".to_string(), Arc::new(PointInTimeFunction))));
+        .insert(
+            "point_in_time".to_string(),
+            Arc::new(TableFunction::new(
+                "point_in_time".to_string(),
+                Arc::new(PointInTimeFunction),
+            )),
+        );
     builder
 }
 
 /// `config` with Tessera's options, a feature registry and `information_schema` (for `SHOW`).
 pub fn tessera_config(mut config: SessionConfig) -> SessionConfig {
-    if config.options().extensions.get::<TesseraOptions>().is_none() {
+    if config
+        .options()
+        .extensions
+        .get::<TesseraOptions>()
+        .is_none()
+    {
         config = config.with_option_extension(TesseraOptions::default());
     }
     if config.get_extension::<FeatureRegistry>().is_none() {
@@ -49,17 +64,22 @@ pub fn tessera_config(mut config: SessionConfig) -> SessionConfig {
 
 /// A new session context with DataFusion's defaults and Tessera registered.
 pub fn new_context(config: SessionConfig) -> SessionContext {
-    let builder = SessionStateBuilder::new().with_config(config).with_default_features();
+    let builder = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features();
     SessionContext::new_with_state(register(builder).build())
 }
 
 /// Parses SQL text into statements, using the session's dialect.
 pub fn parse_sql(ctx: &SessionContext, sql: &str) -> Result<Vec<TesseraStatement>> {
     let dialect_name = ctx.state().config_options().sql_parser.dialect;
-    let dialect = datafusion::sql::sqlparser::dialect::dialect_from_str(dialect_name.to_string()).ok_or_else(|| {
+    let dialect = datafusion::sql::sqlparser::dialect::dialect_from_str(dialect_name.to_string())
+        .ok_or_else(|| {
         datafusion::common::DataFusionError::Plan(format!("unsupported SQL dialect {dialect_name}"))
     })?;
-    Ok(TesseraParser::new(sql, dialect.as_ref())?.parse_statements()?.into())
+    Ok(TesseraParser::new(sql, dialect.as_ref())?
+        .parse_statements()?
+        .into())
 }
 
 /// Runs every statement of `sql` in order and returns the result of each.
@@ -72,10 +92,16 @@ pub async fn execute_sql(ctx: &SessionContext, sql: &str) -> Result<Vec<DataFram
 }
 
 /// Runs one statement.
-pub async fn execute_statement(ctx: &SessionContext, statement: TesseraStatement) -> Result<DataFrame> {
+pub async fn execute_statement(
+    ctx: &SessionContext,
+    statement: TesseraStatement,
+) -> Result<DataFrame> {
     let registry = registry(&ctx.state())?;
     match statement {
-        TesseraStatement::CreateFeature { definition, or_replace } => {
+        TesseraStatement::CreateFeature {
+            definition,
+            or_replace,
+        } => {
             let definition = Arc::new(*definition);
             BoundFeature::bind(&ctx.state(), Arc::clone(&definition))?;
             registry.register(Arc::unwrap_or_clone(definition), or_replace)?;
@@ -94,7 +120,10 @@ pub async fn execute_statement(ctx: &SessionContext, statement: TesseraStatement
 }
 
 fn empty_result(ctx: &SessionContext) -> Result<DataFrame> {
-    Ok(DataFrame::new(ctx.state(), LogicalPlanBuilder::empty(false).build()?))
+    Ok(DataFrame::new(
+        ctx.state(),
+        LogicalPlanBuilder::empty(false).build()?,
+    ))
 }
 
 /// One row per feature: what `SHOW WINDOWED FEATURES` prints.
@@ -108,16 +137,44 @@ fn features_table(features: &[Arc<FeatureDefinition>]) -> Result<RecordBatch> {
         ("key", column(&|d| Some(d.keys.join(", ")))),
         ("timestamp", column(&|d| Some(d.timestamp.clone()))),
         ("aggregate", column(&|d| Some(d.aggregate.to_string()))),
-        ("windows", column(&|d| Some(d.windows.iter().map(|w| w.to_string()).collect::<Vec<_>>().join(", ")))),
-        ("bucket_duration", column(&|d| d.materialization.bucket_duration.map(|b| b.to_string()))),
-        ("bucket_durations", column(&|d| {
-            let map = &d.materialization.bucket_durations;
-            (!map.is_empty()).then(|| format_bucket_durations(map))
-        })),
-        ("bucket_start", column(&|d| Some(tessera_time::format_instant(d.materialization.bucket_start)))),
+        (
+            "windows",
+            column(&|d| {
+                Some(
+                    d.windows
+                        .iter()
+                        .map(|w| w.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
+            }),
+        ),
+        (
+            "bucket_duration",
+            column(&|d| d.materialization.bucket_duration.map(|b| b.to_string())),
+        ),
+        (
+            "bucket_durations",
+            column(&|d| {
+                let map = &d.materialization.bucket_durations;
+                (!map.is_empty()).then(|| format_bucket_durations(map))
+            }),
+        ),
+        (
+            "bucket_start",
+            column(&|d| Some(tessera_time::format_instant(d.materialization.bucket_start))),
+        ),
         ("filter", column(&|d| d.filter.clone())),
         ("default", column(&|d| d.default.clone())),
     ];
-    let schema = Schema::new(columns.iter().map(|(name, _)| Field::new(*name, DataType::Utf8, true)).collect::<Vec<_>>());
-    Ok(RecordBatch::try_new(Arc::new(schema), columns.into_iter().map(|(_, c)| c).collect())?)
+    let schema = Schema::new(
+        columns
+            .iter()
+            .map(|(name, _)| Field::new(*name, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    );
+    Ok(RecordBatch::try_new(
+        Arc::new(schema),
+        columns.into_iter().map(|(_, c)| c).collect(),
+    )?)
 }

@@ -17,7 +17,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{Result, ScalarValue, TableReference, internal_err, plan_datafusion_err, plan_err};
+use datafusion::common::{
+    Result, ScalarValue, TableReference, internal_err, plan_datafusion_err, plan_err,
+};
 use datafusion::datasource::{TableType, provider_as_source};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
@@ -44,7 +46,9 @@ impl TableFunctionImpl for PointInTimeFunction {
             .map(|(i, expr)| string_argument(i, expr))
             .collect::<Result<Vec<_>>>()?;
         let (spine, time_column, features) = match texts.as_slice() {
-            [spine, time_column, features @ ..] if !features.is_empty() => (spine, time_column, features),
+            [spine, time_column, features @ ..] if !features.is_empty() => {
+                (spine, time_column, features)
+            }
             _ => {
                 return plan_err!(
                     "point_in_time(spine, time_column, feature, ...) takes at least 3 arguments, got {}",
@@ -52,7 +56,10 @@ impl TableFunctionImpl for PointInTimeFunction {
                 );
             }
         };
-        let requests = features.iter().map(|f| FeatureRequest::parse(f)).collect::<Result<Vec<_>>>()?;
+        let requests = features
+            .iter()
+            .map(|f| FeatureRequest::parse(f))
+            .collect::<Result<Vec<_>>>()?;
         let spine = plan_spine(state, spine)?;
         let plan = plan_training_set(state, spine, time_column, &requests, &options(state))?;
         Ok(Arc::new(PointInTimeTable { plan }))
@@ -61,10 +68,16 @@ impl TableFunctionImpl for PointInTimeFunction {
 
 fn string_argument(index: usize, expr: &Expr) -> Result<String> {
     match expr {
-        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)), _) => {
-            Ok(s.clone())
-        }
-        other => plan_err!("point_in_time argument {} must be a string literal, got {other}", index + 1),
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)),
+            _,
+        ) => Ok(s.clone()),
+        other => plan_err!(
+            "point_in_time argument {} must be a string literal, got {other}",
+            index + 1
+        ),
     }
 }
 
@@ -77,11 +90,16 @@ pub fn plan_spine(state: &SessionState, spine: &str) -> Result<LogicalPlan> {
         return state
             .statement_to_plan(statement)
             .now_or_never()
-            .ok_or_else(|| plan_datafusion_err!("the spine query reads a table served by an asynchronous catalog"))?
+            .ok_or_else(|| {
+                plan_datafusion_err!(
+                    "the spine query reads a table served by an asynchronous catalog"
+                )
+            })?
             .map_err(|e| plan_datafusion_err!("spine query '{spine}': {}", bare_message(&e)));
     }
     let table = TableReference::from(spine);
-    let provider = resolve_table(state, &table).map_err(|e| plan_datafusion_err!("spine: {}", bare_message(&e)))?;
+    let provider = resolve_table(state, &table)
+        .map_err(|e| plan_datafusion_err!("spine: {}", bare_message(&e)))?;
     LogicalPlanBuilder::scan(table, provider_as_source(provider), None)?.build()
 }
 

@@ -21,8 +21,8 @@ use tessera_time::WindowLength;
 
 use crate::binding::{BoundFeature, is_time_type};
 use crate::node::{
-    EVENT_TIME_COLUMN, FeaturePlan, PointInTimeNode, SemanticsPlan, StagePlan, WindowPlan, event_argument_column,
-    event_key_column,
+    EVENT_TIME_COLUMN, FeaturePlan, PointInTimeNode, SemanticsPlan, StagePlan, WindowPlan,
+    event_argument_column, event_key_column,
 };
 use crate::options::TesseraOptions;
 
@@ -31,12 +31,21 @@ pub fn registry(state: &SessionState) -> Result<Arc<FeatureRegistry>> {
     state
         .config()
         .get_extension::<FeatureRegistry>()
-        .ok_or_else(|| plan_datafusion_err!("Tessera is not registered on this session: call tessera::register first"))
+        .ok_or_else(|| {
+            plan_datafusion_err!(
+                "Tessera is not registered on this session: call tessera::register first"
+            )
+        })
 }
 
 /// The options of `state` (defaults when none were set).
 pub fn options(state: &SessionState) -> TesseraOptions {
-    state.config_options().extensions.get::<TesseraOptions>().cloned().unwrap_or_default()
+    state
+        .config_options()
+        .extensions
+        .get::<TesseraOptions>()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Plans a training set over `spine`, asking each request as of `time_column`.
@@ -58,7 +67,11 @@ pub fn plan_training_set(
     let spine_schema = spine.schema().clone();
     check_time_column(&spine_schema, time_column)?;
     let registry = registry(state)?;
-    let mut used_columns: HashSet<String> = spine_schema.fields().iter().map(|f| f.name().clone()).collect();
+    let mut used_columns: HashSet<String> = spine_schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     let mut stages: Vec<(StageKey, BoundStage)> = Vec::new();
     for request in requests {
         let feature = BoundFeature::bind(state, registry.get(&request.feature)?)?;
@@ -69,46 +82,80 @@ pub fn plan_training_set(
             .map(|window| {
                 let column = feature.definition.name.column_name(window);
                 if !used_columns.insert(column.clone()) {
-                    return plan_err!("output column {column} is requested twice or clashes with a spine column");
+                    return plan_err!(
+                        "output column {column} is requested twice or clashes with a spine column"
+                    );
                 }
-                Ok(WindowPlan { window, grid: feature.definition.grid(window), column })
+                Ok(WindowPlan {
+                    window,
+                    grid: feature.definition.grid(window),
+                    column,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         let key = StageKey::of(&feature);
         match stages.iter_mut().find(|(k, _)| *k == key) {
             Some((_, stage)) => stage.features.push((feature, window_plans)),
-            None => stages.push((key, BoundStage { features: vec![(feature, window_plans)] })),
+            None => stages.push((
+                key,
+                BoundStage {
+                    features: vec![(feature, window_plans)],
+                },
+            )),
         }
     }
 
     let mut inputs = vec![spine];
     let mut stage_plans = Vec::with_capacity(stages.len());
-    let mut fields: Vec<(Option<datafusion::common::TableReference>, Arc<Field>)> =
-        spine_schema.iter().map(|(q, f)| (q.cloned(), Arc::clone(f))).collect();
+    let mut fields: Vec<(Option<datafusion::common::TableReference>, Arc<Field>)> = spine_schema
+        .iter()
+        .map(|(q, f)| (q.cloned(), Arc::clone(f)))
+        .collect();
     for (_, stage) in stages {
         inputs.push(stage.events_plan(&spine_schema)?);
         let plan = stage.plan();
         for feature in &plan.features {
             for window in &feature.windows {
-                fields.push((None, Arc::new(Field::new(&window.column, feature.aggregate.result_type.clone(), true))));
+                fields.push((
+                    None,
+                    Arc::new(Field::new(
+                        &window.column,
+                        feature.aggregate.result_type.clone(),
+                        true,
+                    )),
+                ));
             }
         }
         stage_plans.push(plan);
     }
-    let schema = Arc::new(DFSchema::new_with_metadata(fields, spine_schema.metadata().clone())?);
+    let schema = Arc::new(DFSchema::new_with_metadata(
+        fields,
+        spine_schema.metadata().clone(),
+    )?);
     let semantics = SemanticsPlan {
         requested: options.semantics(),
         continuous_buffer: options.continuous_buffer_duration,
         effective: options.effective_semantics(),
     };
-    let node = PointInTimeNode { inputs, time_column: time_column.to_string(), stages: stage_plans, semantics, schema };
-    Ok(LogicalPlan::Extension(Extension { node: Arc::new(node) }))
+    let node = PointInTimeNode {
+        inputs,
+        time_column: time_column.to_string(),
+        stages: stage_plans,
+        semantics,
+        schema,
+    };
+    Ok(LogicalPlan::Extension(Extension {
+        node: Arc::new(node),
+    }))
 }
 
 fn check_time_column(spine: &DFSchema, time_column: &str) -> Result<()> {
     let Ok((_, field)) = spine.qualified_field_with_unqualified_name(time_column) else {
         let columns: Vec<&str> = spine.fields().iter().map(|f| f.name().as_str()).collect();
-        return plan_err!("spine has no time column '{time_column}'; its columns are: {}", columns.join(", "));
+        return plan_err!(
+            "spine has no time column '{time_column}'; its columns are: {}",
+            columns.join(", ")
+        );
     };
     if !is_time_type(field.data_type()) {
         return plan_err!(
@@ -136,7 +183,9 @@ fn check_spine_keys(spine: &DFSchema, feature: &BoundFeature) -> Result<()> {
     }
     for key in &feature.definition.keys {
         let (_, spine_field) = spine.qualified_field_with_unqualified_name(key)?;
-        let (_, event_field) = feature.source_schema.qualified_field_with_unqualified_name(key)?;
+        let (_, event_field) = feature
+            .source_schema
+            .qualified_field_with_unqualified_name(key)?;
         if !can_cast_types(event_field.data_type(), spine_field.data_type()) {
             return plan_err!(
                 "key column '{key}' has type {} in the spine but {} in {}",
@@ -212,17 +261,28 @@ impl BoundStage {
         let mut projection: Vec<Expr> = Vec::new();
         for (i, key) in definition.keys.iter().enumerate() {
             let (_, spine_field) = spine.qualified_field_with_unqualified_name(key)?;
-            projection.push(cast_if_needed(col(key), spine_field.data_type(), &first.source_schema)?.alias(event_key_column(i)));
+            projection.push(
+                cast_if_needed(col(key), spine_field.data_type(), &first.source_schema)?
+                    .alias(event_key_column(i)),
+            );
         }
         projection.push(col(&definition.timestamp).alias(EVENT_TIME_COLUMN));
         for (i, (feature, _)) in self.features.iter().enumerate() {
-            let argument = feature.arguments.first().cloned().unwrap_or_else(|| lit(true));
+            let argument = feature
+                .arguments
+                .first()
+                .cloned()
+                .unwrap_or_else(|| lit(true));
             projection.push(argument.alias(event_argument_column(i)));
         }
-        LogicalPlanBuilder::scan(first.table.clone(), provider_as_source(Arc::clone(&first.provider)), None)?
-            .filter(predicate)?
-            .project(projection)?
-            .build()
+        LogicalPlanBuilder::scan(
+            first.table.clone(),
+            provider_as_source(Arc::clone(&first.provider)),
+            None,
+        )?
+        .filter(predicate)?
+        .project(projection)?
+        .build()
     }
 
     fn plan(self) -> StagePlan {
@@ -249,5 +309,9 @@ impl BoundStage {
 
 fn cast_if_needed(expr: Expr, to: &DataType, schema: &DFSchema) -> Result<Expr> {
     use datafusion::logical_expr::ExprSchemable;
-    if expr.get_type(schema)? == *to { Ok(expr) } else { expr.cast_to(to, schema) }
+    if expr.get_type(schema)? == *to {
+        Ok(expr)
+    } else {
+        expr.cast_to(to, schema)
+    }
 }

@@ -185,7 +185,17 @@ mod tests {
 
     #[test]
     fn rejects_malformed_text_quoting_it_with_an_example() {
-        for text in ["", "d", "10", "10x", "1.5h", "-1d", "1d-", "h1", "99999999999999999w"] {
+        for text in [
+            "",
+            "d",
+            "10",
+            "10x",
+            "1.5h",
+            "-1d",
+            "1d-",
+            "h1",
+            "99999999999999999w",
+        ] {
             let message = Duration::parse(text).unwrap_err().to_string();
             assert!(message.contains(&format!("\"{text}\"")), "{message}");
             assert!(message.contains("\"1h30m\""), "{message}");

@@ -20,7 +20,8 @@ pub fn parse_instant(text: &str) -> Result<Instant, TimeError> {
             NaiveDateTime::parse_from_str(trimmed, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc())
         })
         .or_else(|_| {
-            NaiveDate::parse_from_str(trimmed, "%Y-%m-%d").map(|d| d.and_time(Default::default()).and_utc())
+            NaiveDate::parse_from_str(trimmed, "%Y-%m-%d")
+                .map(|d| d.and_time(Default::default()).and_utc())
         })
         .map_err(|_| TimeError::bad_instant(text))?;
     Ok(parsed.timestamp_micros())

@@ -48,7 +48,13 @@ fn is_floor(grid: &Grid, x: Instant, s: Instant) -> bool {
 }
 
 /// The spec's table of SEMANTICS.md §3, written as inequalities on the event time.
-fn brute_force_sees(semantics: WindowSemantics, window: WindowLength, grid: &Grid, t: Instant, ts: Instant) -> bool {
+fn brute_force_sees(
+    semantics: WindowSemantics,
+    window: WindowLength,
+    grid: &Grid,
+    t: Instant,
+    ts: Instant,
+) -> bool {
     let (t, ts) = (i128::from(t), i128::from(ts));
     let floor = |x: i128| -> i128 {
         let b = i128::from(grid.bucket().micros());
@@ -56,8 +62,12 @@ fn brute_force_sees(semantics: WindowSemantics, window: WindowLength, grid: &Gri
         o + (x - o).div_euclid(b) * b
     };
     match (semantics, window) {
-        (WindowSemantics::Exact, WindowLength::Bounded(w)) => t - i128::from(w.micros()) < ts && ts <= t,
-        (WindowSemantics::Aligned, WindowLength::Bounded(w)) => floor(t - i128::from(w.micros())) <= ts && ts <= t,
+        (WindowSemantics::Exact, WindowLength::Bounded(w)) => {
+            t - i128::from(w.micros()) < ts && ts <= t
+        }
+        (WindowSemantics::Aligned, WindowLength::Bounded(w)) => {
+            floor(t - i128::from(w.micros())) <= ts && ts <= t
+        }
         (WindowSemantics::Bucketed, WindowLength::Bounded(w)) => {
             floor(t - i128::from(w.micros())) <= ts && ts < floor(t)
         }

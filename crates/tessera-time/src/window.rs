@@ -22,7 +22,10 @@ pub enum WindowSemantics {
 
 impl WindowSemantics {
     /// The semantics chosen by the two planner options of SEMANTICS.md §4.
-    pub fn from_options(use_materialized_offline_query: bool, align_with_materialization: bool) -> Self {
+    pub fn from_options(
+        use_materialized_offline_query: bool,
+        align_with_materialization: bool,
+    ) -> Self {
         match (use_materialized_offline_query, align_with_materialization) {
             (true, _) => Self::Bucketed,
             (false, true) => Self::Aligned,
@@ -102,9 +105,21 @@ mod tests {
 
     #[test]
     fn options_select_semantics_as_the_table_says() {
-        assert_eq!(WindowSemantics::from_options(false, false), WindowSemantics::Exact);
-        assert_eq!(WindowSemantics::from_options(false, true), WindowSemantics::Aligned);
-        assert_eq!(WindowSemantics::from_options(true, false), WindowSemantics::Bucketed);
-        assert_eq!(WindowSemantics::from_options(true, true), WindowSemantics::Bucketed);
+        assert_eq!(
+            WindowSemantics::from_options(false, false),
+            WindowSemantics::Exact
+        );
+        assert_eq!(
+            WindowSemantics::from_options(false, true),
+            WindowSemantics::Aligned
+        );
+        assert_eq!(
+            WindowSemantics::from_options(true, false),
+            WindowSemantics::Bucketed
+        );
+        assert_eq!(
+            WindowSemantics::from_options(true, true),
+            WindowSemantics::Bucketed
+        );
     }
 }

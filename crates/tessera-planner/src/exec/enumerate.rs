@@ -16,7 +16,9 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result, internal_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions};
+use datafusion::physical_plan::execution_plan::{
+    Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::{StreamExt, TryStreamExt};
@@ -36,14 +38,20 @@ impl SpineEnumerateExec {
     pub fn new(input: Arc<dyn ExecutionPlan>) -> Self {
         let mut fields: Vec<Arc<Field>> = input.schema().fields().iter().cloned().collect();
         fields.push(Arc::new(Field::new(ROW_COLUMN, DataType::UInt64, false)));
-        let schema = Arc::new(Schema::new_with_metadata(fields, input.schema().metadata().clone()));
+        let schema = Arc::new(Schema::new_with_metadata(
+            fields,
+            input.schema().metadata().clone(),
+        ));
         let properties = PlanProperties::new(
             EquivalenceProperties::new(schema),
             Partitioning::UnknownPartitioning(1),
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
-        Self { input, properties: Arc::new(properties) }
+        Self {
+            input,
+            properties: Arc::new(properties),
+        }
     }
 }
 
@@ -94,11 +102,21 @@ impl ExecutionPlan for SpineEnumerateExec {
         }
     }
 
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
     }
 
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
         if partition != 0 {
             return internal_err!("SpineEnumerateExec has one partition, asked for {partition}");
         }
@@ -113,7 +131,8 @@ impl ExecutionPlan for SpineEnumerateExec {
         let numbered = batches.map(move |batch| {
             let batch = batch?;
             let rows = batch.num_rows() as u64;
-            let numbers: ArrayRef = Arc::new(UInt64Array::from_iter_values(next_row..next_row + rows));
+            let numbers: ArrayRef =
+                Arc::new(UInt64Array::from_iter_values(next_row..next_row + rows));
             next_row += rows;
             let mut columns = batch.columns().to_vec();
             columns.push(numbers);

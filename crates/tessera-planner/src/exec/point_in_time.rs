@@ -13,8 +13,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
-use datafusion::arrow::compute::{SortOptions, cast, concat_batches};
 use datafusion::arrow::compute::kernels::zip::zip;
+use datafusion::arrow::compute::{SortOptions, cast, concat_batches};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::row::{OwnedRow, Row, RowConverter, Rows, SortField};
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -22,14 +22,16 @@ use datafusion::common::{Result, internal_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{
-    Distribution, EquivalenceProperties, LexOrdering, OrderingRequirements, Partitioning, PhysicalExpr,
-    PhysicalSortExpr,
+    Distribution, EquivalenceProperties, LexOrdering, OrderingRequirements, Partitioning,
+    PhysicalExpr, PhysicalSortExpr,
 };
 use datafusion::physical_plan::distribution_requirements::InputDistributionRequirements;
 use datafusion::physical_plan::execution_plan::{
     Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
 };
-use datafusion::physical_plan::metrics::{BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::StreamExt;
@@ -37,11 +39,17 @@ use tessera_aggregates::{SlidingAggregate, sliding_aggregate};
 use tessera_time::{Grid, WindowLength, WindowSemantics};
 
 use super::time::{non_null_micros, to_micros};
-use crate::node::{EVENT_TIME_COLUMN, SemanticsPlan, StagePlan, event_argument_column, event_key_column, fmt_stages};
+use crate::node::{
+    EVENT_TIME_COLUMN, SemanticsPlan, StagePlan, event_argument_column, event_key_column,
+    fmt_stages,
+};
 
 /// Keys and times sort ascending with nulls first on both sides, so that the
 /// row encodings of spine and event keys compare in the same order.
-const SORT: SortOptions = SortOptions { descending: false, nulls_first: true };
+const SORT: SortOptions = SortOptions {
+    descending: false,
+    nulls_first: true,
+};
 
 /// Computes the feature windows of one stage for every spine row.
 #[derive(Debug)]
@@ -77,7 +85,12 @@ impl PointInTimeExec {
         semantics: SemanticsPlan,
         time_column: String,
     ) -> Result<Self> {
-        let layout = Arc::new(Layout::try_new(&spine.schema(), &events.schema(), &stage, &time_column)?);
+        let layout = Arc::new(Layout::try_new(
+            &spine.schema(),
+            &events.schema(),
+            &stage,
+            &time_column,
+        )?);
         let partitions = spine.properties().output_partitioning().partition_count();
         let properties = PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&layout.schema)),
@@ -114,8 +127,17 @@ impl PointInTimeExec {
 }
 
 impl Layout {
-    fn try_new(spine: &Schema, events: &Schema, stage: &StagePlan, time_column: &str) -> Result<Self> {
-        let spine_keys = stage.spine_keys.iter().map(|k| spine.index_of(k)).collect::<Result<Vec<_>, _>>()?;
+    fn try_new(
+        spine: &Schema,
+        events: &Schema,
+        stage: &StagePlan,
+        time_column: &str,
+    ) -> Result<Self> {
+        let spine_keys = stage
+            .spine_keys
+            .iter()
+            .map(|k| spine.index_of(k))
+            .collect::<Result<Vec<_>, _>>()?;
         let event_keys = (0..spine_keys.len())
             .map(|i| events.index_of(&event_key_column(i)))
             .collect::<Result<Vec<_>, _>>()?;
@@ -124,13 +146,20 @@ impl Layout {
             .iter()
             .enumerate()
             .map(|(i, feature)| {
-                feature.has_argument.then(|| events.index_of(&event_argument_column(i))).transpose()
+                feature
+                    .has_argument
+                    .then(|| events.index_of(&event_argument_column(i)))
+                    .transpose()
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut fields: Vec<Arc<Field>> = spine.fields().iter().cloned().collect();
         for feature in &stage.features {
             for window in &feature.windows {
-                fields.push(Arc::new(Field::new(&window.column, feature.aggregate.result_type.clone(), true)));
+                fields.push(Arc::new(Field::new(
+                    &window.column,
+                    feature.aggregate.result_type.clone(),
+                    true,
+                )));
             }
         }
         Ok(Self {
@@ -166,8 +195,14 @@ impl ExecutionPlan for PointInTimeExec {
 
     fn input_distribution_requirements(&self) -> InputDistributionRequirements {
         InputDistributionRequirements::co_partitioned(vec![
-            Distribution::KeyPartitioned(Self::key_exprs(&self.spine.schema(), &self.layout.spine_keys)),
-            Distribution::KeyPartitioned(Self::key_exprs(&self.events.schema(), &self.layout.event_keys)),
+            Distribution::KeyPartitioned(Self::key_exprs(
+                &self.spine.schema(),
+                &self.layout.spine_keys,
+            )),
+            Distribution::KeyPartitioned(Self::key_exprs(
+                &self.events.schema(),
+                &self.layout.event_keys,
+            )),
         ])
     }
 
@@ -221,22 +256,34 @@ impl ExecutionPlan for PointInTimeExec {
         )?))
     }
 
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
     }
 
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
         let spine = self.spine.execute(partition, Arc::clone(&context))?;
         let events = self.events.execute(partition, context)?;
         let key_fields = self
             .layout
             .spine_keys
             .iter()
-            .map(|&i| SortField::new_with_options(self.spine.schema().field(i).data_type().clone(), SORT))
+            .map(|&i| {
+                SortField::new_with_options(self.spine.schema().field(i).data_type().clone(), SORT)
+            })
             .collect();
         let converter = Arc::new(RowConverter::new(key_fields)?);
         let sweep = Sweep {
@@ -267,7 +314,10 @@ impl ExecutionPlan for PointInTimeExec {
             sweep.stats.baseline.record_output(output.num_rows());
             Ok(Some((output, sweep)))
         });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.layout.schema), stream)))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.layout.schema),
+            stream,
+        )))
     }
 }
 
@@ -347,7 +397,11 @@ impl WindowCursor {
     /// The finished output column of one spine batch, with defaults applied.
     fn finish(&mut self) -> Result<ArrayRef> {
         let (values, empty) = self.aggregate.finish()?;
-        let values = if values.data_type() == &self.result_type { values } else { cast(&values, &self.result_type)? };
+        let values = if values.data_type() == &self.result_type {
+            values
+        } else {
+            cast(&values, &self.result_type)?
+        };
         match &self.default {
             Some(default) => Ok(zip(&empty, &default.to_scalar()?, &values)?),
             None => Ok(values),
@@ -370,12 +424,21 @@ struct Sweep {
 
 impl Sweep {
     async fn process(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
-        let keys: Vec<ArrayRef> = self.layout.spine_keys.iter().map(|&i| Arc::clone(batch.column(i))).collect();
+        let keys: Vec<ArrayRef> = self
+            .layout
+            .spine_keys
+            .iter()
+            .map(|&i| Arc::clone(batch.column(i)))
+            .collect();
         let rows = self.converter.convert_columns(&keys)?;
         let times = to_micros(batch.column(self.layout.spine_time))?;
         for row in 0..batch.num_rows() {
             let key = rows.row(row);
-            if self.current_key.as_ref().is_none_or(|current| current.row() != key) {
+            if self
+                .current_key
+                .as_ref()
+                .is_none_or(|current| current.row() != key)
+            {
                 self.start_key(key).await?;
             }
             self.emit_row(&times, row);
@@ -384,12 +447,17 @@ impl Sweep {
         for window in &mut self.windows {
             columns.push(window.finish()?);
         }
-        Ok(RecordBatch::try_new(Arc::clone(&self.layout.schema), columns)?)
+        Ok(RecordBatch::try_new(
+            Arc::clone(&self.layout.schema),
+            columns,
+        )?)
     }
 
     fn emit_row(&mut self, times: &Int64Array, row: usize) {
         if times.is_null(row) {
-            self.windows.iter_mut().for_each(|w| w.aggregate.emit_null());
+            self.windows
+                .iter_mut()
+                .for_each(|w| w.aggregate.emit_null());
             return;
         }
         let t = times.value(row);
@@ -432,7 +500,9 @@ impl EventCursor {
     async fn take_key(&mut self, key: Row<'_>) -> Result<RecordBatch> {
         let mut pieces = Vec::new();
         while self.fill().await? {
-            let Some((batch, rows)) = &self.batch else { break };
+            let Some((batch, rows)) = &self.batch else {
+                break;
+            };
             let n = batch.num_rows();
             let start = first_index(self.offset, n, |i| rows.row(i) >= key);
             let end = first_index(start, n, |i| rows.row(i) > key);
@@ -449,10 +519,19 @@ impl EventCursor {
 
     /// Makes sure a batch with unread rows is loaded; `false` at the end of the stream.
     async fn fill(&mut self) -> Result<bool> {
-        while !self.exhausted && self.batch.as_ref().is_none_or(|(batch, _)| self.offset >= batch.num_rows()) {
+        while !self.exhausted
+            && self
+                .batch
+                .as_ref()
+                .is_none_or(|(batch, _)| self.offset >= batch.num_rows())
+        {
             match self.stream.next().await.transpose()? {
                 Some(batch) => {
-                    let keys: Vec<ArrayRef> = self.key_columns.iter().map(|&i| Arc::clone(batch.column(i))).collect();
+                    let keys: Vec<ArrayRef> = self
+                        .key_columns
+                        .iter()
+                        .map(|&i| Arc::clone(batch.column(i)))
+                        .collect();
                     let rows = self.converter.convert_columns(&keys)?;
                     self.batch = Some((batch, rows));
                     self.offset = 0;
@@ -471,7 +550,11 @@ impl EventCursor {
 fn first_index(mut low: usize, mut high: usize, holds: impl Fn(usize) -> bool) -> usize {
     while low < high {
         let middle = low + (high - low) / 2;
-        if holds(middle) { high = middle } else { low = middle + 1 }
+        if holds(middle) {
+            high = middle
+        } else {
+            low = middle + 1
+        }
     }
     low
 }

@@ -16,8 +16,8 @@ use datafusion::common::{Result, internal_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{
-    Distribution, EquivalenceProperties, LexOrdering, OrderingRequirements, Partitioning, PhysicalExpr,
-    PhysicalSortExpr,
+    Distribution, EquivalenceProperties, LexOrdering, OrderingRequirements, Partitioning,
+    PhysicalExpr, PhysicalSortExpr,
 };
 use datafusion::physical_plan::execution_plan::{
     Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
@@ -42,7 +42,9 @@ impl RestoreSpineOrderExec {
     pub fn try_new(input: Arc<dyn ExecutionPlan>) -> Result<Self> {
         let input_schema = input.schema();
         let row_column = input_schema.index_of(ROW_COLUMN)?;
-        let kept: Vec<usize> = (0..input_schema.fields().len()).filter(|&i| i != row_column).collect();
+        let kept: Vec<usize> = (0..input_schema.fields().len())
+            .filter(|&i| i != row_column)
+            .collect();
         let schema = Arc::new(input_schema.project(&kept)?);
         let properties = PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&schema)),
@@ -50,12 +52,18 @@ impl RestoreSpineOrderExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
-        Ok(Self { input, row_column, schema, properties: Arc::new(properties) })
+        Ok(Self {
+            input,
+            row_column,
+            schema,
+            properties: Arc::new(properties),
+        })
     }
 
     fn row_ordering(&self) -> LexOrdering {
         let column = Arc::new(Column::new(ROW_COLUMN, self.row_column));
-        LexOrdering::new([PhysicalSortExpr::new(column, SortOptions::default())]).expect("one sort expression")
+        LexOrdering::new([PhysicalSortExpr::new(column, SortOptions::default())])
+            .expect("one sort expression")
     }
 }
 
@@ -108,11 +116,21 @@ impl ExecutionPlan for RestoreSpineOrderExec {
         }
     }
 
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
     }
 
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
         if partition != 0 {
             return internal_err!("RestoreSpineOrderExec has one partition, asked for {partition}");
         }

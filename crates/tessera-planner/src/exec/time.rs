@@ -6,8 +6,8 @@
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, PrimitiveArray};
 use datafusion::arrow::datatypes::{
-    ArrowPrimitiveType, DataType, Date32Type, Date64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
-    TimestampNanosecondType, TimestampSecondType,
+    ArrowPrimitiveType, DataType, Date32Type, Date64Type, TimeUnit, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
 use datafusion::common::{Result, exec_err};
 use tessera_time::{MICROS_PER_DAY, MICROS_PER_SECOND};
@@ -15,9 +15,15 @@ use tessera_time::{MICROS_PER_DAY, MICROS_PER_SECOND};
 /// The times of `array` as microseconds since the epoch, nulls kept.
 pub fn to_micros(array: &ArrayRef) -> Result<Int64Array> {
     Ok(match array.data_type() {
-        DataType::Timestamp(TimeUnit::Second, _) => scale::<TimestampSecondType>(array, |s| s * MICROS_PER_SECOND),
-        DataType::Timestamp(TimeUnit::Millisecond, _) => scale::<TimestampMillisecondType>(array, |ms| ms * 1_000),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => scale::<TimestampMicrosecondType>(array, |us| us),
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            scale::<TimestampSecondType>(array, |s| s * MICROS_PER_SECOND)
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            scale::<TimestampMillisecondType>(array, |ms| ms * 1_000)
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            scale::<TimestampMicrosecondType>(array, |us| us)
+        }
         DataType::Timestamp(TimeUnit::Nanosecond, _) => {
             scale::<TimestampNanosecondType>(array, |ns| ns.div_euclid(1_000))
         }
@@ -27,7 +33,10 @@ pub fn to_micros(array: &ArrayRef) -> Result<Int64Array> {
     })
 }
 
-fn scale<T: ArrowPrimitiveType>(array: &ArrayRef, to_micros: impl Fn(T::Native) -> i64) -> Int64Array {
+fn scale<T: ArrowPrimitiveType>(
+    array: &ArrayRef,
+    to_micros: impl Fn(T::Native) -> i64,
+) -> Int64Array {
     let typed: &PrimitiveArray<T> = array.as_primitive::<T>();
     typed.unary(to_micros)
 }

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Tessera's whole test suite: unit, property, differential and sqllogictest
+# suites (one integration binary), doctests, and the examples run for real.
+# Installs what a fresh machine lacks before it starts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo is required: install Rust 1.95 with rustup" >&2
+    exit 1
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast
+else
+    echo "cargo-nextest not found; running the suites with cargo test" >&2
+    cargo test --workspace --no-fail-fast --lib --bins --tests
+fi
+cargo test --workspace --doc
+cargo run --quiet --example training_set > /dev/null
+echo "examples ran: training_set"
