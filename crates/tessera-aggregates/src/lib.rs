@@ -1,16 +1,16 @@
 //! Aggregate states for Tessera: the function table, partial states and sliding kernels.
 //!
-//! Every function of SEMANTICS.md §5 has a partial state that is mergeable
-//! (associative and commutative, with the empty window as identity). The
-//! same states serve every plan: the raw sweep slides them over events, and
-//! bucketed and tiled plans merge them per bucket.
+//! Every function of SEMANTICS.md §5 has a partial state ([`PartialState`])
+//! that is mergeable (associative and commutative, with the empty window as
+//! identity) and serializable into Arrow state columns. The same states serve
+//! every plan: the raw sweep slides them over events, and bucketed and tiled
+//! plans merge them per bucket.
 
 mod function;
+pub mod functions;
 mod sliding;
-mod states;
-mod two_stacks;
+mod state;
 
 pub use function::{AggregateKind, BoundAggregate, ValueFamily};
 pub use sliding::{SlidingAggregate, sliding_aggregate};
-pub use states::{CountState, FloatSumState, IntSumState, MomentsState};
-pub use two_stacks::{Monoid, TwoStacks};
+pub use state::{PartialState, SlidingState, StateFactory};

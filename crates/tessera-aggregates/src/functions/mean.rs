@@ -1,0 +1,65 @@
+//! `mean`: the arithmetic mean, kept as a float sum and a count.
+
+use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::datatypes::{DataType, FieldRef};
+use datafusion::common::{Result, ScalarValue};
+
+use super::sum::{SumFactory, SumState, decode_sum};
+use crate::state::{PartialState, StateFactory};
+
+/// Makes [`MeanState`]s.
+#[derive(Debug, Clone, Default)]
+pub struct MeanFactory;
+
+/// A float sum and count; the result is their quotient, null when empty.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MeanState(pub SumState<f64>);
+
+impl PartialState for MeanState {
+    fn update(&mut self, arguments: &[ArrayRef], row: usize) -> Result<()> {
+        self.0.update(arguments, row)
+    }
+
+    fn merge(&mut self, other: &Self) {
+        self.0.merge(&other.0);
+    }
+
+    fn evaluate(&self) -> Result<ScalarValue> {
+        Ok(ScalarValue::Float64(
+            (self.0.count > 0).then(|| self.0.sum / self.0.count as f64),
+        ))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn to_state(&self) -> Result<Vec<ScalarValue>> {
+        self.0.to_state()
+    }
+
+    fn size(&self) -> usize {
+        0
+    }
+}
+
+impl StateFactory for MeanFactory {
+    type State = MeanState;
+
+    fn empty(&self) -> MeanState {
+        MeanState::default()
+    }
+
+    /// Two columns: `sum` (Float64) and `count` (Int64), as for a float `sum`.
+    fn state_fields(&self, name: &str) -> Vec<FieldRef> {
+        SumFactory::<f64>::default().state_fields(name)
+    }
+
+    fn decode(&self, columns: &[ArrayRef], row: usize) -> Result<MeanState> {
+        decode_sum(columns, row).map(MeanState)
+    }
+
+    fn result_type(&self) -> DataType {
+        DataType::Float64
+    }
+}

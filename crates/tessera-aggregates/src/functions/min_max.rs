@@ -1,0 +1,134 @@
+//! `min` and `max` of integers, floats, timestamps and strings.
+//!
+//! Values are kept as scalars of the canonical input type. Floats order NaN
+//! above every number (as SQL engines do) and treat -0.0 and 0.0 as equal.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::{Result, ScalarValue, exec_err};
+use datafusion::logical_expr::utils::format_state_name;
+
+use crate::state::{PartialState, StateFactory};
+
+/// Makes [`ExtremeState`]s of one value type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtremeFactory {
+    /// Keep the largest value instead of the smallest.
+    pub largest: bool,
+    /// The canonical value type.
+    pub value_type: DataType,
+}
+
+/// The smallest (or largest) value seen, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtremeState {
+    value: Option<ScalarValue>,
+    largest: bool,
+}
+
+/// A total order on scalars of one type: NaN sorts above every float.
+pub(crate) fn total_order(a: &ScalarValue, b: &ScalarValue) -> Ordering {
+    match (a, b) {
+        (ScalarValue::Float64(Some(x)), ScalarValue::Float64(Some(y))) => x
+            .partial_cmp(y)
+            .unwrap_or_else(|| x.is_nan().cmp(&y.is_nan())),
+        _ => a.partial_cmp(b).unwrap_or(Ordering::Equal),
+    }
+}
+
+impl ExtremeState {
+    fn offer(&mut self, candidate: &ScalarValue) {
+        if candidate.is_null() {
+            return;
+        }
+        let better = self.value.as_ref().is_none_or(|current| {
+            let order = total_order(candidate, current);
+            if self.largest {
+                order.is_gt()
+            } else {
+                order.is_lt()
+            }
+        });
+        if better {
+            self.value = Some(candidate.clone());
+        }
+    }
+}
+
+impl PartialState for ExtremeState {
+    fn update(&mut self, arguments: &[ArrayRef], row: usize) -> Result<()> {
+        let candidate = ScalarValue::try_from_array(&arguments[0], row)?;
+        self.offer(&candidate);
+        Ok(())
+    }
+
+    fn merge(&mut self, other: &Self) {
+        if let Some(value) = &other.value {
+            self.offer(value);
+        }
+    }
+
+    fn evaluate(&self) -> Result<ScalarValue> {
+        Ok(self.value.clone().unwrap_or(ScalarValue::Null))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.value.is_none()
+    }
+
+    fn to_state(&self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![self.value.clone().unwrap_or(ScalarValue::Null)])
+    }
+
+    fn size(&self) -> usize {
+        self.value
+            .as_ref()
+            .map_or(0, |v| v.size() - std::mem::size_of_val(v))
+    }
+}
+
+impl StateFactory for ExtremeFactory {
+    type State = ExtremeState;
+
+    fn empty(&self) -> ExtremeState {
+        ExtremeState {
+            value: None,
+            largest: self.largest,
+        }
+    }
+
+    /// One column, `min` or `max`, of the value type; null when empty.
+    fn state_fields(&self, name: &str) -> Vec<FieldRef> {
+        let field = if self.largest { "max" } else { "min" };
+        vec![Arc::new(Field::new(
+            format_state_name(name, field),
+            self.value_type.clone(),
+            true,
+        ))]
+    }
+
+    fn decode(&self, columns: &[ArrayRef], row: usize) -> Result<ExtremeState> {
+        let Some(column) = columns.first() else {
+            return exec_err!("min/max state has no column");
+        };
+        if column.data_type() != &self.value_type {
+            return exec_err!(
+                "min/max state must be {}, got {}",
+                self.value_type,
+                column.data_type()
+            );
+        }
+        let value = ScalarValue::try_from_array(column, row)?;
+        Ok(ExtremeState {
+            value: (!value.is_null()).then_some(value),
+            largest: self.largest,
+        })
+    }
+
+    fn result_type(&self) -> DataType {
+        self.value_type.clone()
+    }
+}

@@ -1,0 +1,169 @@
+//! `var` and `std`: sample variance and standard deviation (n - 1).
+//!
+//! The state is count, mean and M2 (the sum of squared deviations), merged
+//! with the pairwise update of Chan, Golub and LeVeque — stable where running
+//! sums of squares cancel catastrophically.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
+use datafusion::common::{Result, ScalarValue, exec_err};
+use datafusion::logical_expr::utils::format_state_name;
+
+use super::count::int64_column;
+use crate::state::{PartialState, StateFactory};
+
+/// Makes [`MomentsState`]s; evaluates to the variance or its square root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VarianceFactory {
+    /// Evaluate to the standard deviation instead of the variance.
+    pub standard_deviation: bool,
+}
+
+/// Count, mean and sum of squared deviations of the values.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MomentsState {
+    /// Number of values.
+    pub count: i64,
+    /// Their mean.
+    pub mean: f64,
+    /// Sum of squared deviations from the mean.
+    pub m2: f64,
+    /// Evaluate to the standard deviation.
+    standard_deviation: bool,
+}
+
+impl MomentsState {
+    /// Sample variance, `None` for fewer than two values.
+    pub fn sample_variance(&self) -> Option<f64> {
+        (self.count >= 2).then(|| self.m2 / (self.count - 1) as f64)
+    }
+
+    fn merge_moments(&mut self, count: i64, mean: f64, m2: f64) {
+        if count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            (self.count, self.mean, self.m2) = (count, mean, m2);
+            return;
+        }
+        let total = self.count + count;
+        let delta = mean - self.mean;
+        let weight = count as f64 / total as f64;
+        self.mean += delta * weight;
+        self.m2 += m2 + delta * delta * self.count as f64 * weight;
+        self.count = total;
+    }
+}
+
+impl PartialState for MomentsState {
+    fn update(&mut self, arguments: &[ArrayRef], row: usize) -> Result<()> {
+        let values = arguments[0].as_primitive::<Float64Type>();
+        if values.is_valid(row) {
+            self.merge_moments(1, values.value(row), 0.0);
+        }
+        Ok(())
+    }
+
+    fn merge(&mut self, other: &Self) {
+        self.merge_moments(other.count, other.mean, other.m2);
+    }
+
+    fn evaluate(&self) -> Result<ScalarValue> {
+        let variance = self.sample_variance();
+        Ok(ScalarValue::Float64(if self.standard_deviation {
+            variance.map(f64::sqrt)
+        } else {
+            variance
+        }))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn to_state(&self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![
+            ScalarValue::Int64(Some(self.count)),
+            ScalarValue::Float64(Some(self.mean)),
+            ScalarValue::Float64(Some(self.m2)),
+        ])
+    }
+
+    fn size(&self) -> usize {
+        0
+    }
+}
+
+impl StateFactory for VarianceFactory {
+    type State = MomentsState;
+
+    fn empty(&self) -> MomentsState {
+        MomentsState {
+            standard_deviation: self.standard_deviation,
+            ..MomentsState::default()
+        }
+    }
+
+    /// Three columns: `count` (Int64), `mean` (Float64) and `m2` (Float64, the
+    /// sum of squared deviations from the mean).
+    fn state_fields(&self, name: &str) -> Vec<FieldRef> {
+        vec![
+            Arc::new(Field::new(
+                format_state_name(name, "count"),
+                DataType::Int64,
+                true,
+            )),
+            Arc::new(Field::new(
+                format_state_name(name, "mean"),
+                DataType::Float64,
+                true,
+            )),
+            Arc::new(Field::new(
+                format_state_name(name, "m2"),
+                DataType::Float64,
+                true,
+            )),
+        ]
+    }
+
+    fn decode(&self, columns: &[ArrayRef], row: usize) -> Result<MomentsState> {
+        let counts = int64_column(columns, 0, "count")?;
+        let count = if counts.is_valid(row) {
+            counts.value(row)
+        } else {
+            0
+        };
+        let float = |index: usize, field: &str| -> Result<Option<f64>> {
+            match columns
+                .get(index)
+                .and_then(|c| c.as_primitive_opt::<Float64Type>())
+            {
+                Some(c) => Ok(c.is_valid(row).then(|| c.value(row))),
+                None => exec_err!("state field '{field}' must be a Float64 column"),
+            }
+        };
+        let (mean, m2) = (float(1, "mean")?, float(2, "m2")?);
+        match (count, mean, m2) {
+            (0, _, _) => Ok(self.empty()),
+            (n, Some(mean), Some(m2))
+                if n > 0 && m2 >= 0.0 && mean.is_finite() == m2.is_finite() =>
+            {
+                Ok(MomentsState {
+                    count: n,
+                    mean,
+                    m2,
+                    standard_deviation: self.standard_deviation,
+                })
+            }
+            (n, mean, m2) => {
+                exec_err!("invalid variance state: count {n}, mean {mean:?}, m2 {m2:?}")
+            }
+        }
+    }
+
+    fn result_type(&self) -> DataType {
+        DataType::Float64
+    }
+}
