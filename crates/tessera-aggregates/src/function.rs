@@ -1,23 +1,34 @@
-//! The function table of SEMANTICS.md §5: names, accepted input types and result types.
+//! The function table of SEMANTICS.md §5: names, arguments, result types.
 //!
-//! Binding a call checks its argument types and fixes two things the planner
-//! needs: the *canonical* input type each argument is cast to before it
-//! reaches a state (so a state handles one physical type per kind, e.g. every
-//! integer as `Int64`), and the result type of the output column.
+//! Binding a call checks its arguments and fixes what the planner and the
+//! states need: which arguments are columns and the *canonical* type each is
+//! cast to (so a state handles one physical type per kind, e.g. every integer
+//! as `Int64`), the validated constant parameters (`n`, `k`, `quantile`,
+//! `lg_k`), and the result type. [`BoundAggregate::implementation`] is the one
+//! place that maps a bound call to its state factory.
 
 use std::fmt;
+use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, FieldRef, TimeUnit};
 use datafusion::common::{Result, ScalarValue, plan_err};
+
+use crate::functions::approx_count_distinct::DEFAULT_LG_K;
+use crate::functions::{
+    ByNFactory, CountFactory, CpcFactory, ExtremeFactory, MeanFactory, PercentileFactory,
+    SumFactory, TopKFactory, VarianceFactory, VectorFactory,
+};
+use crate::sliding::SlidingAggregate;
+use crate::state::{SlidingState, StateFactory};
 
 /// Which aggregation a feature computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AggregateKind {
     /// Number of non-null values, or of rows without an argument.
     Count,
-    /// Sum of values.
+    /// Sum of values (element-wise for vectors).
     Sum,
-    /// Arithmetic mean.
+    /// Arithmetic mean (element-wise for vectors).
     Mean,
     /// Smallest value.
     Min,
@@ -27,34 +38,55 @@ pub enum AggregateKind {
     Var,
     /// Sample standard deviation (n - 1).
     Std,
+    /// The `n` values with the smallest `by`.
+    MinByN,
+    /// The `n` values with the largest `by`.
+    MaxByN,
+    /// Distinct count (CPC sketch).
+    ApproxCountDistinct,
+    /// Most frequent values (frequent-items sketch).
+    ApproxTopK,
+    /// A quantile (t-digest).
+    ApproxPercentile,
 }
 
+/// Every function, by canonical name.
+pub const FUNCTIONS: [(&str, AggregateKind); 12] = [
+    ("count", AggregateKind::Count),
+    ("sum", AggregateKind::Sum),
+    ("mean", AggregateKind::Mean),
+    ("min", AggregateKind::Min),
+    ("max", AggregateKind::Max),
+    ("var", AggregateKind::Var),
+    ("std", AggregateKind::Std),
+    ("min_by_n", AggregateKind::MinByN),
+    ("max_by_n", AggregateKind::MaxByN),
+    ("approx_count_distinct", AggregateKind::ApproxCountDistinct),
+    ("approx_top_k", AggregateKind::ApproxTopK),
+    ("approx_percentile", AggregateKind::ApproxPercentile),
+];
+
 impl AggregateKind {
-    /// The kind named `name` (lower case), if Tessera knows it.
+    /// The kind named `name` (lower case, canonical names and common aliases).
     pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "count" => Self::Count,
-            "sum" => Self::Sum,
-            "mean" | "avg" => Self::Mean,
-            "min" => Self::Min,
-            "max" => Self::Max,
-            "var" | "variance" | "var_samp" => Self::Var,
-            "std" | "stddev" | "stddev_samp" => Self::Std,
-            _ => return None,
-        })
+        let canonical = match name {
+            "avg" => "mean",
+            "variance" | "var_samp" => "var",
+            "stddev" | "stddev_samp" => "std",
+            other => other,
+        };
+        FUNCTIONS
+            .iter()
+            .find(|(n, _)| *n == canonical)
+            .map(|(_, kind)| *kind)
     }
 
     /// The canonical name.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Count => "count",
-            Self::Sum => "sum",
-            Self::Mean => "mean",
-            Self::Min => "min",
-            Self::Max => "max",
-            Self::Var => "var",
-            Self::Std => "std",
-        }
+        FUNCTIONS
+            .iter()
+            .find(|(_, kind)| *kind == self)
+            .map_or("?", |(name, _)| name)
     }
 }
 
@@ -71,11 +103,13 @@ pub enum ValueFamily {
     Integer,
     /// Every float type, computed as `Float64`.
     Float,
-    /// Timestamps, computed as `Timestamp(Microsecond, "UTC")`.
+    /// Timestamps and dates, computed as `Timestamp(Microsecond, "UTC")`.
     Timestamp,
     /// Strings, computed as `Utf8`.
     String,
-    /// Anything else (only `count` accepts it).
+    /// Fixed-size lists of numbers of this length, computed as `FixedSizeList<Float64, d>`.
+    Vector(i32),
+    /// Anything else.
     Other,
 }
 
@@ -97,6 +131,11 @@ impl ValueFamily {
             | DataType::Decimal128(_, _) => Self::Float,
             DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => Self::Timestamp,
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Self::String,
+            DataType::FixedSizeList(item, dimension)
+                if matches!(Self::of(item.data_type()), Self::Integer | Self::Float) =>
+            {
+                Self::Vector(*dimension)
+            }
             _ => Self::Other,
         }
     }
@@ -108,97 +147,497 @@ impl ValueFamily {
             Self::Float => DataType::Float64,
             Self::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             Self::String => DataType::Utf8,
+            Self::Vector(dimension) => VectorFactory::vector_type(dimension),
             Self::Other => original.clone(),
         }
     }
+
+    fn is_numeric(self) -> bool {
+        matches!(self, Self::Integer | Self::Float)
+    }
+
+    fn is_orderable(self) -> bool {
+        matches!(
+            self,
+            Self::Integer | Self::Float | Self::Timestamp | Self::String
+        )
+    }
 }
 
-/// A function of the table bound to the types of its arguments.
+/// One argument of a call, as the planner sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Argument {
+    /// Its type.
+    pub data_type: DataType,
+    /// Its value, when it is a constant.
+    pub constant: Option<ScalarValue>,
+}
+
+/// The validated constant parameters of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Parameters {
+    /// `n` of `min_by_n` / `max_by_n`, `k` of `approx_top_k`.
+    pub count: usize,
+    /// `approx_top_k` weighs values by its `by` column.
+    pub weighted: bool,
+    /// `approx_top_k` returns `{value, weight}` entries.
+    pub return_total_weight: bool,
+    /// `approx_percentile`'s quantile, as `f64` bits (so the struct stays `Eq` and `Hash`).
+    pub quantile_bits: u64,
+    /// `approx_count_distinct`'s `lg_k`.
+    pub lg_k: u8,
+}
+
+impl Parameters {
+    /// The quantile of `approx_percentile`.
+    pub fn quantile(&self) -> f64 {
+        f64::from_bits(self.quantile_bits)
+    }
+}
+
+/// A function of the table bound to its arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BoundAggregate {
     /// The function.
     pub kind: AggregateKind,
     /// The family of the aggregated value (`None` for `count(*)`).
     pub family: Option<ValueFamily>,
-    /// The types the arguments are cast to before they reach the state.
-    pub input_types: Vec<DataType>,
+    /// The call's column arguments: position in the call and the type to cast to.
+    pub columns: Vec<(usize, DataType)>,
+    /// Whether the state also reads the event time (Int64 microseconds) as a last column.
+    pub needs_event_time: bool,
+    /// Validated constants.
+    pub parameters: Parameters,
     /// The type of the output column.
     pub result_type: DataType,
 }
 
+/// A bound function, type-erased: makes sliding kernels and describes its state.
+pub trait AggregateImplementation: Send + Sync + fmt::Debug {
+    /// A sliding kernel over this function's states.
+    fn sliding(&self) -> Box<dyn SlidingAggregate>;
+    /// The state columns, named after `name`.
+    fn state_fields(&self, name: &str) -> Vec<FieldRef>;
+}
+
+impl<F: StateFactory> AggregateImplementation for F {
+    fn sliding(&self) -> Box<dyn SlidingAggregate> {
+        Box::new(SlidingState::new(self.clone()))
+    }
+
+    fn state_fields(&self, name: &str) -> Vec<FieldRef> {
+        StateFactory::state_fields(self, name)
+    }
+}
+
+struct Binder<'a> {
+    feature: &'a str,
+    kind: AggregateKind,
+    arguments: &'a [Argument],
+}
+
+impl Binder<'_> {
+    fn column(&self, index: usize) -> Result<(DataType, ValueFamily)> {
+        match self.arguments.get(index) {
+            Some(Argument {
+                constant: None,
+                data_type,
+            }) => Ok((data_type.clone(), ValueFamily::of(data_type))),
+            Some(Argument {
+                constant: Some(value),
+                ..
+            }) => {
+                plan_err!(
+                    "feature {}: {} argument {} must be a column expression, got the constant {value}",
+                    self.feature,
+                    self.kind,
+                    index + 1
+                )
+            }
+            None => plan_err!(
+                "feature {}: {} needs an argument {}",
+                self.feature,
+                self.kind,
+                index + 1
+            ),
+        }
+    }
+
+    fn constant(&self, index: usize, what: &str) -> Result<ScalarValue> {
+        match self.arguments.get(index) {
+            Some(Argument {
+                constant: Some(value),
+                ..
+            }) if !value.is_null() => Ok(value.clone()),
+            Some(_) => plan_err!(
+                "feature {}: {} argument {} ({what}) must be a constant",
+                self.feature,
+                self.kind,
+                index + 1
+            ),
+            None => plan_err!(
+                "feature {}: {} needs argument {} ({what})",
+                self.feature,
+                self.kind,
+                index + 1
+            ),
+        }
+    }
+
+    fn positive_integer(&self, index: usize, what: &str, max: usize) -> Result<usize> {
+        let value = self.constant(index, what)?;
+        match value.cast_to(&DataType::Int64) {
+            Ok(ScalarValue::Int64(Some(v)))
+                if v >= 1 && v as usize <= max && !matches!(value, ScalarValue::Float64(_)) =>
+            {
+                Ok(v as usize)
+            }
+            _ => plan_err!(
+                "feature {}: {} {what} must be an integer between 1 and {max}, got {value}",
+                self.feature,
+                self.kind
+            ),
+        }
+    }
+
+    fn arity(&self, allowed: std::ops::RangeInclusive<usize>) -> Result<()> {
+        if allowed.contains(&self.arguments.len()) {
+            return Ok(());
+        }
+        let expected = if allowed.start() == allowed.end() {
+            allowed.start().to_string()
+        } else {
+            format!("{} to {}", allowed.start(), allowed.end())
+        };
+        plan_err!(
+            "feature {}: {} takes {expected} arguments, got {}",
+            self.feature,
+            self.kind,
+            self.arguments.len()
+        )
+    }
+
+    fn unsupported<T>(&self, data_type: &DataType) -> Result<T> {
+        plan_err!(
+            "feature {}: {} does not support input type {data_type}",
+            self.feature,
+            self.kind
+        )
+    }
+}
+
 impl BoundAggregate {
-    /// Binds `function` to arguments of `argument_types`, naming the feature in errors.
-    pub fn bind(feature: &str, function: &str, argument_types: &[DataType]) -> Result<Self> {
+    /// Binds `function` to `arguments`, naming the feature in errors.
+    pub fn bind(feature: &str, function: &str, arguments: &[Argument]) -> Result<Self> {
         let Some(kind) = AggregateKind::from_name(function) else {
+            let names: Vec<&str> = FUNCTIONS.iter().map(|(name, _)| *name).collect();
             return plan_err!(
-                "feature {feature}: unknown aggregate function '{function}'; supported: count, sum, mean, min, max, var, std"
+                "feature {feature}: unknown aggregate function '{function}'; supported: {}",
+                names.join(", ")
             );
         };
-        let value_type = match (kind, argument_types) {
-            (AggregateKind::Count, []) => {
-                return Ok(Self {
-                    kind,
-                    family: None,
-                    input_types: vec![],
-                    result_type: DataType::Int64,
-                });
-            }
-            (_, [value_type]) => value_type,
-            (_, args) => {
-                return plan_err!(
-                    "feature {feature}: {kind} takes exactly one argument, got {}",
-                    args.len()
-                );
-            }
-        };
-        let family = ValueFamily::of(value_type);
-        let accepted = match kind {
-            AggregateKind::Count => true,
-            AggregateKind::Sum | AggregateKind::Mean | AggregateKind::Var | AggregateKind::Std => {
-                matches!(family, ValueFamily::Integer | ValueFamily::Float)
-            }
-            AggregateKind::Min | AggregateKind::Max => family != ValueFamily::Other,
-        };
-        if !accepted {
-            return plan_err!("feature {feature}: {kind} does not support input type {value_type}");
-        }
-        let canonical = family.canonical_type(value_type);
-        let result_type = match (kind, family) {
-            (AggregateKind::Count, _) => DataType::Int64,
-            (AggregateKind::Sum, ValueFamily::Integer) => DataType::Int64,
-            (AggregateKind::Min | AggregateKind::Max, _) => value_type.clone(),
-            _ => DataType::Float64,
-        };
-        let input_type = match kind {
-            // count only looks at validity, so it reads the value as it is.
-            AggregateKind::Count => value_type.clone(),
-            // Moments are computed in floating point whatever the input.
-            AggregateKind::Mean | AggregateKind::Var | AggregateKind::Std => DataType::Float64,
-            _ => canonical,
-        };
-        Ok(Self {
+        let binder = Binder {
+            feature,
             kind,
-            family: Some(family),
-            input_types: vec![input_type],
+            arguments,
+        };
+        match kind {
+            AggregateKind::Count => Self::bind_count(&binder),
+            AggregateKind::Sum | AggregateKind::Mean => Self::bind_sum_or_mean(&binder),
+            AggregateKind::Min | AggregateKind::Max => Self::bind_extreme(&binder),
+            AggregateKind::Var | AggregateKind::Std => Self::bind_moments(&binder),
+            AggregateKind::MinByN | AggregateKind::MaxByN => Self::bind_by_n(&binder),
+            AggregateKind::ApproxCountDistinct => Self::bind_distinct(&binder),
+            AggregateKind::ApproxTopK => Self::bind_top_k(&binder),
+            AggregateKind::ApproxPercentile => Self::bind_percentile(&binder),
+        }
+    }
+
+    fn simple(
+        kind: AggregateKind,
+        family: Option<ValueFamily>,
+        columns: Vec<(usize, DataType)>,
+        result_type: DataType,
+    ) -> Self {
+        Self {
+            kind,
+            family,
+            columns,
+            needs_event_time: false,
+            parameters: Parameters::default(),
             result_type,
+        }
+    }
+
+    fn bind_count(b: &Binder) -> Result<Self> {
+        b.arity(0..=1)?;
+        if b.arguments.is_empty() {
+            return Ok(Self::simple(b.kind, None, vec![], DataType::Int64));
+        }
+        let (data_type, family) = b.column(0)?;
+        Ok(Self::simple(
+            b.kind,
+            Some(family),
+            vec![(0, data_type)],
+            DataType::Int64,
+        ))
+    }
+
+    fn bind_sum_or_mean(b: &Binder) -> Result<Self> {
+        b.arity(1..=1)?;
+        let (data_type, family) = b.column(0)?;
+        let result_type = match (b.kind, family) {
+            (_, ValueFamily::Vector(dimension))
+                if (1..=crate::functions::vector::MAX_DIMENSION).contains(&dimension) =>
+            {
+                VectorFactory::vector_type(dimension)
+            }
+            (AggregateKind::Sum, ValueFamily::Integer) => DataType::Int64,
+            (_, family) if family.is_numeric() => DataType::Float64,
+            _ => return b.unsupported(&data_type),
+        };
+        let input = if b.kind == AggregateKind::Mean && family == ValueFamily::Integer {
+            DataType::Float64
+        } else {
+            family.canonical_type(&data_type)
+        };
+        Ok(Self::simple(
+            b.kind,
+            Some(family),
+            vec![(0, input)],
+            result_type,
+        ))
+    }
+
+    fn bind_extreme(b: &Binder) -> Result<Self> {
+        b.arity(1..=1)?;
+        let (data_type, family) = b.column(0)?;
+        if !family.is_orderable() {
+            return b.unsupported(&data_type);
+        }
+        Ok(Self::simple(
+            b.kind,
+            Some(family),
+            vec![(0, family.canonical_type(&data_type))],
+            data_type,
+        ))
+    }
+
+    fn bind_moments(b: &Binder) -> Result<Self> {
+        b.arity(1..=1)?;
+        let (data_type, family) = b.column(0)?;
+        if !family.is_numeric() {
+            return b.unsupported(&data_type);
+        }
+        Ok(Self::simple(
+            b.kind,
+            Some(family),
+            vec![(0, DataType::Float64)],
+            DataType::Float64,
+        ))
+    }
+
+    fn bind_by_n(b: &Binder) -> Result<Self> {
+        b.arity(3..=3)?;
+        let (value_type, value_family) = b.column(0)?;
+        let (by_type, by_family) = b.column(1)?;
+        if !by_family.is_orderable() {
+            return plan_err!(
+                "feature {}: {} cannot order by type {by_type}",
+                b.feature,
+                b.kind
+            );
+        }
+        let n = b.positive_integer(2, "n", crate::functions::by_n::MAX_N)?;
+        let value_type = value_family.canonical_type(&value_type);
+        Ok(Self {
+            kind: b.kind,
+            family: Some(value_family),
+            columns: vec![
+                (0, value_type.clone()),
+                (1, by_family.canonical_type(&by_type)),
+            ],
+            needs_event_time: true,
+            parameters: Parameters {
+                count: n,
+                ..Parameters::default()
+            },
+            result_type: DataType::List(Arc::new(datafusion::arrow::datatypes::Field::new(
+                "item", value_type, true,
+            ))),
         })
     }
 
-    /// The type the state emits before the final cast to [`Self::result_type`].
-    pub fn state_result_type(&self) -> DataType {
-        match self.kind {
-            AggregateKind::Min | AggregateKind::Max => self.input_types[0].clone(),
-            _ => self.result_type.clone(),
+    fn bind_distinct(b: &Binder) -> Result<Self> {
+        b.arity(1..=2)?;
+        let (data_type, family) = b.column(0)?;
+        if !matches!(family, ValueFamily::Integer | ValueFamily::String) {
+            return b.unsupported(&data_type);
         }
+        let lg_k = if b.arguments.len() == 2 {
+            b.positive_integer(1, "lg_k", 26)? as u8
+        } else {
+            DEFAULT_LG_K
+        };
+        if !(4..=26).contains(&lg_k) {
+            return plan_err!(
+                "feature {}: approx_count_distinct lg_k must be between 4 and 26, got {lg_k}",
+                b.feature
+            );
+        }
+        Ok(Self {
+            parameters: Parameters {
+                lg_k,
+                ..Parameters::default()
+            },
+            ..Self::simple(
+                b.kind,
+                Some(family),
+                vec![(0, family.canonical_type(&data_type))],
+                DataType::Int64,
+            )
+        })
     }
 
-    /// The result for a window without values (SEMANTICS.md §5, last column).
-    pub fn empty_result(&self) -> Result<ScalarValue> {
-        match (self.kind, self.family) {
-            (AggregateKind::Count, _) => Ok(ScalarValue::Int64(Some(0))),
-            (AggregateKind::Sum, Some(ValueFamily::Integer)) => Ok(ScalarValue::Int64(Some(0))),
-            (AggregateKind::Sum, _) => Ok(ScalarValue::Float64(Some(0.0))),
-            _ => ScalarValue::try_from(&self.result_type),
+    fn bind_top_k(b: &Binder) -> Result<Self> {
+        b.arity(2..=4)?;
+        let (data_type, family) = b.column(0)?;
+        if !matches!(family, ValueFamily::Integer | ValueFamily::String) {
+            return b.unsupported(&data_type);
         }
+        let k = b.positive_integer(1, "k", crate::functions::approx_top_k::MAX_K)?;
+        let mut columns = vec![(0, family.canonical_type(&data_type))];
+        let mut parameters = Parameters {
+            count: k,
+            ..Parameters::default()
+        };
+        for index in 2..b.arguments.len() {
+            match &b.arguments[index].constant {
+                Some(ScalarValue::Boolean(Some(flag))) => parameters.return_total_weight = *flag,
+                Some(other) => {
+                    return plan_err!(
+                        "feature {}: approx_top_k return_total_weight must be true or false, got {other}",
+                        b.feature
+                    );
+                }
+                None if index == 2 => {
+                    let (by_type, by_family) = b.column(2)?;
+                    if by_family != ValueFamily::Integer {
+                        return plan_err!(
+                            "feature {}: approx_top_k weights (by) must be integers, got {by_type}",
+                            b.feature
+                        );
+                    }
+                    parameters.weighted = true;
+                    columns.push((2, DataType::Int64));
+                }
+                None => {
+                    return plan_err!(
+                        "feature {}: approx_top_k argument 4 must be a constant true or false",
+                        b.feature
+                    );
+                }
+            }
+        }
+        let factory_type = match family {
+            ValueFamily::Integer => {
+                TopKFactory::<i64>::try_new(k, parameters.weighted, parameters.return_total_weight)?
+                    .result_type()
+            }
+            _ => TopKFactory::<String>::try_new(
+                k,
+                parameters.weighted,
+                parameters.return_total_weight,
+            )?
+            .result_type(),
+        };
+        Ok(Self {
+            parameters,
+            ..Self::simple(b.kind, Some(family), columns, factory_type)
+        })
+    }
+
+    fn bind_percentile(b: &Binder) -> Result<Self> {
+        b.arity(2..=2)?;
+        let (data_type, family) = b.column(0)?;
+        if !family.is_numeric() {
+            return b.unsupported(&data_type);
+        }
+        let quantile = match b.constant(1, "quantile")?.cast_to(&DataType::Float64) {
+            Ok(ScalarValue::Float64(Some(q))) if (0.0..=1.0).contains(&q) => q,
+            _ => {
+                return plan_err!(
+                    "feature {}: approx_percentile quantile must be a number in [0, 1], got {}",
+                    b.feature,
+                    b.arguments[1].constant.clone().unwrap_or(ScalarValue::Null)
+                );
+            }
+        };
+        Ok(Self {
+            parameters: Parameters {
+                quantile_bits: quantile.to_bits(),
+                ..Parameters::default()
+            },
+            ..Self::simple(
+                b.kind,
+                Some(family),
+                vec![(0, DataType::Float64)],
+                DataType::Float64,
+            )
+        })
+    }
+
+    /// The state factory of this call, type-erased.
+    pub fn implementation(&self) -> Result<Arc<dyn AggregateImplementation>> {
+        use AggregateKind as K;
+        use ValueFamily as V;
+        let column_type = |i: usize| {
+            self.columns
+                .get(i)
+                .map(|(_, t)| t.clone())
+                .unwrap_or(DataType::Null)
+        };
+        let p = self.parameters;
+        Ok(match (self.kind, self.family) {
+            (K::Count, _) => Arc::new(CountFactory),
+            (K::Sum | K::Mean, Some(V::Vector(dimension))) => Arc::new(VectorFactory {
+                dimension,
+                mean: self.kind == K::Mean,
+            }),
+            (K::Sum, Some(V::Integer)) => Arc::new(SumFactory::<i64>::default()),
+            (K::Sum, _) => Arc::new(SumFactory::<f64>::default()),
+            (K::Mean, _) => Arc::new(MeanFactory),
+            (K::Var | K::Std, _) => Arc::new(VarianceFactory {
+                standard_deviation: self.kind == K::Std,
+            }),
+            (K::Min | K::Max, _) => Arc::new(ExtremeFactory {
+                largest: self.kind == K::Max,
+                value_type: column_type(0),
+            }),
+            (K::MinByN | K::MaxByN, _) => Arc::new(ByNFactory::try_new(
+                self.kind == K::MaxByN,
+                p.count,
+                column_type(0),
+                column_type(1),
+                self.needs_event_time,
+            )?),
+            (K::ApproxCountDistinct, family) => Arc::new(CpcFactory {
+                lg_k: p.lg_k,
+                strings: family == Some(V::String),
+            }),
+            (K::ApproxTopK, Some(V::Integer)) => Arc::new(TopKFactory::<i64>::try_new(
+                p.count,
+                p.weighted,
+                p.return_total_weight,
+            )?),
+            (K::ApproxTopK, _) => Arc::new(TopKFactory::<String>::try_new(
+                p.count,
+                p.weighted,
+                p.return_total_weight,
+            )?),
+            (K::ApproxPercentile, _) => Arc::new(PercentileFactory {
+                quantile: p.quantile(),
+            }),
+        })
     }
 }

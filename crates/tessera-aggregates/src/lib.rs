@@ -11,6 +11,9 @@ pub mod functions;
 mod sliding;
 mod state;
 
-pub use function::{AggregateKind, BoundAggregate, ValueFamily};
-pub use sliding::{SlidingAggregate, sliding_aggregate};
+pub use function::{
+    AggregateImplementation, AggregateKind, Argument, BoundAggregate, FUNCTIONS, Parameters,
+    ValueFamily,
+};
+pub use sliding::SlidingAggregate;
 pub use state::{PartialState, SlidingState, StateFactory};

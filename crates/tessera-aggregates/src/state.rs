@@ -16,12 +16,10 @@
 //! never subtract, and every function — sketches included — slides in
 //! amortised O(1) merges per event.
 
-use std::fmt::Debug;
-use std::sync::Arc;
-
 use datafusion::arrow::array::{ArrayRef, BooleanArray, BooleanBufferBuilder};
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{Result, ScalarValue};
+use std::fmt::Debug;
 
 use crate::sliding::SlidingAggregate;
 
@@ -30,7 +28,7 @@ pub trait PartialState: Clone + Send + Sync + Debug + 'static {
     /// Folds row `row` of the (canonically typed) argument columns into the state.
     fn update(&mut self, arguments: &[ArrayRef], row: usize) -> Result<()>;
     /// Merges a state of the same function and parameters into this one.
-    fn merge(&mut self, other: &Self);
+    fn merge(&mut self, other: &Self) -> Result<()>;
     /// The final result.
     fn evaluate(&self) -> Result<ScalarValue>;
     /// Whether no value has been aggregated (the empty window of SEMANTICS.md §5).
@@ -107,20 +105,20 @@ impl<F: StateFactory> SlidingState<F> {
         Ok(())
     }
 
-    fn current(&self) -> F::State {
+    fn current(&self) -> Result<F::State> {
         let mut state = self
             .front
             .last()
             .cloned()
             .unwrap_or_else(|| self.factory.empty());
-        state.merge(&self.back);
-        state
+        state.merge(&self.back)?;
+        Ok(state)
     }
 }
 
 impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
-    fn load(&mut self, values: Option<&ArrayRef>, _len: usize) -> Result<()> {
-        self.arguments = values.into_iter().map(Arc::clone).collect();
+    fn load(&mut self, arguments: &[ArrayRef]) -> Result<()> {
+        self.arguments = arguments.to_vec();
         self.front.clear();
         self.back_rows.clear();
         self.back = self.factory.empty();
@@ -142,11 +140,16 @@ impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
     }
 
     fn emit(&mut self) {
-        let state = self.current();
-        self.empty.append(state.is_empty());
-        match state.evaluate() {
-            Ok(value) => self.output.push(value),
+        match self
+            .current()
+            .and_then(|state| Ok((state.is_empty(), state.evaluate()?)))
+        {
+            Ok((empty, value)) => {
+                self.empty.append(empty);
+                self.output.push(value);
+            }
             Err(e) => {
+                self.empty.append(false);
                 self.output.push(ScalarValue::Null);
                 self.record(Err(e));
             }

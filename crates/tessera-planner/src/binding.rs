@@ -19,7 +19,7 @@ use datafusion::common::{
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Expr, ExprSchemable};
 use futures::FutureExt;
-use tessera_aggregates::BoundAggregate;
+use tessera_aggregates::{Argument, BoundAggregate};
 use tessera_definitions::FeatureDefinition;
 
 /// A definition resolved against the catalog.
@@ -33,7 +33,8 @@ pub struct BoundFeature {
     pub provider: Arc<dyn TableProvider>,
     /// Its schema, qualified by the table name.
     pub source_schema: DFSchemaRef,
-    /// The aggregate argument expressions, already cast to their canonical types.
+    /// The aggregate's column arguments, already cast to their canonical types
+    /// (constant parameters are part of [`Self::aggregate`]).
     pub arguments: Vec<Expr>,
     /// The filter, if any.
     pub filter: Option<Expr>,
@@ -72,15 +73,15 @@ impl BoundFeature {
             .iter()
             .map(|text| plan_expr(state, &name, "argument", text, &source_schema))
             .collect::<Result<Vec<_>>>()?;
-        let types = planned
+        let described = planned
             .iter()
-            .map(|e| e.get_type(&source_schema))
+            .map(|expr| describe_argument(state, expr, &source_schema))
             .collect::<Result<Vec<_>>>()?;
-        let aggregate = BoundAggregate::bind(&name, &definition.aggregate.function, &types)?;
-        let arguments = planned
-            .into_iter()
-            .zip(&aggregate.input_types)
-            .map(|(expr, data_type)| expr.cast_to(data_type, &source_schema))
+        let aggregate = BoundAggregate::bind(&name, &definition.aggregate.function, &described)?;
+        let arguments = aggregate
+            .columns
+            .iter()
+            .map(|(index, data_type)| planned[*index].clone().cast_to(data_type, &source_schema))
             .collect::<Result<Vec<_>>>()?;
         let filter = definition
             .filter
@@ -166,6 +167,33 @@ fn plan_filter(state: &SessionState, feature: &str, text: &str, schema: &DFSchem
     Ok(filter)
 }
 
+/// An argument's type, and its value when it reads no column.
+fn describe_argument(state: &SessionState, expr: &Expr, schema: &DFSchema) -> Result<Argument> {
+    let data_type = expr.get_type(schema)?;
+    let constant = if expr.column_refs().is_empty() {
+        Some(evaluate_constant(state, expr.clone())?)
+    } else {
+        None
+    };
+    Ok(Argument {
+        data_type,
+        constant,
+    })
+}
+
+/// Evaluates an expression that reads no column.
+fn evaluate_constant(state: &SessionState, expr: Expr) -> Result<ScalarValue> {
+    let empty = DFSchema::empty();
+    let physical = state.create_physical_expr(expr, &empty)?;
+    let one_row = RecordBatch::try_new_with_options(
+        Arc::new(Schema::empty()),
+        vec![],
+        &RecordBatchOptions::new().with_row_count(Some(1)),
+    )?;
+    let array = physical.evaluate(&one_row)?.into_array(1)?;
+    ScalarValue::try_from_array(&array, 0)
+}
+
 /// Evaluates a `DEFAULT` literal and casts it to the feature's result type.
 fn evaluate_default(
     state: &SessionState,
@@ -173,24 +201,13 @@ fn evaluate_default(
     text: &str,
     result_type: &DataType,
 ) -> Result<ScalarValue> {
-    let empty = DFSchema::empty();
-    let expr = plan_expr(state, feature, "DEFAULT", text, &empty)?;
-    let physical = state.create_physical_expr(expr, &empty)?;
-    let one_row = RecordBatch::try_new_with_options(
-        Arc::new(Schema::empty()),
-        vec![],
-        &RecordBatchOptions::new().with_row_count(Some(1)),
-    )?;
-    let value = physical
-        .evaluate(&one_row)
-        .and_then(|v| v.into_array(1))
-        .and_then(|array| ScalarValue::try_from_array(&array, 0))
-        .map_err(|e| {
-            plan_datafusion_err!(
-                "feature {feature}: DEFAULT {text} is not a constant: {}",
-                bare_message(&e)
-            )
-        })?;
+    let expr = plan_expr(state, feature, "DEFAULT", text, &DFSchema::empty())?;
+    let value = evaluate_constant(state, expr).map_err(|e| {
+        plan_datafusion_err!(
+            "feature {feature}: DEFAULT {text} is not a constant: {}",
+            bare_message(&e)
+        )
+    })?;
     value.cast_to(result_type).map_err(|_| {
         plan_datafusion_err!(
             "feature {feature}: DEFAULT {text} cannot be cast to the result type {result_type}"

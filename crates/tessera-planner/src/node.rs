@@ -27,9 +27,9 @@ pub fn event_key_column(index: usize) -> String {
 /// Name of the events plan's time column.
 pub const EVENT_TIME_COLUMN: &str = "__tessera_ts";
 
-/// Name of the events plan's argument column of feature `feature` in its stage.
-pub fn event_argument_column(feature: usize) -> String {
-    format!("__tessera_arg_{feature}")
+/// Name of the events plan's column argument `argument` of feature `feature` in its stage.
+pub fn event_argument_column(feature: usize, argument: usize) -> String {
+    format!("__tessera_arg_{feature}_{argument}")
 }
 
 /// One output column: a window of a feature.
@@ -52,8 +52,8 @@ pub struct FeaturePlan {
     pub call: String,
     /// The bound aggregate.
     pub aggregate: BoundAggregate,
-    /// Whether the aggregate reads an argument column (`false` for `count(*)`).
-    pub has_argument: bool,
+    /// How many argument columns the aggregate reads (0 for `count(*)`).
+    pub argument_columns: usize,
     /// The value of empty windows, when the feature declares one.
     pub default: Option<ScalarValue>,
     /// The requested windows.

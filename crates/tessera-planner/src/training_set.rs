@@ -15,7 +15,9 @@ use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::{DFSchema, Result, plan_datafusion_err, plan_err};
 use datafusion::datasource::provider_as_source;
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::{Expr, Extension, LogicalPlan, LogicalPlanBuilder, col, lit};
+use datafusion::logical_expr::{
+    Expr, ExprSchemable, Extension, LogicalPlan, LogicalPlanBuilder, col,
+};
 use tessera_definitions::{FeatureRegistry, FeatureRequest};
 use tessera_time::WindowLength;
 
@@ -268,12 +270,10 @@ impl BoundStage {
         }
         projection.push(col(&definition.timestamp).alias(EVENT_TIME_COLUMN));
         for (i, (feature, _)) in self.features.iter().enumerate() {
-            let argument = feature
-                .arguments
-                .first()
-                .cloned()
-                .unwrap_or_else(|| lit(true));
-            projection.push(argument.alias(event_argument_column(i)));
+            let columns = feature_columns(feature, &definition.timestamp, &first.source_schema)?;
+            for (j, argument) in columns.into_iter().enumerate() {
+                projection.push(argument.alias(event_argument_column(i, j)));
+            }
         }
         LogicalPlanBuilder::scan(
             first.table.clone(),
@@ -297,7 +297,8 @@ impl BoundStage {
                 .map(|(feature, windows)| FeaturePlan {
                     name: feature.definition.name.clone(),
                     call: feature.definition.aggregate.to_string(),
-                    has_argument: !feature.arguments.is_empty(),
+                    argument_columns: feature.arguments.len()
+                        + usize::from(feature.aggregate.needs_event_time),
                     aggregate: feature.aggregate,
                     default: feature.default,
                     windows,
@@ -307,8 +308,29 @@ impl BoundStage {
     }
 }
 
+/// The argument columns of a feature: its column arguments, then the event
+/// time in microseconds when the state breaks ties by it.
+fn feature_columns(
+    feature: &BoundFeature,
+    timestamp: &str,
+    schema: &DFSchema,
+) -> Result<Vec<Expr>> {
+    let mut columns = feature.arguments.clone();
+    if feature.aggregate.needs_event_time {
+        let micros = DataType::Timestamp(
+            datafusion::arrow::datatypes::TimeUnit::Microsecond,
+            Some("UTC".into()),
+        );
+        columns.push(
+            col(timestamp)
+                .cast_to(&micros, schema)?
+                .cast_to(&DataType::Int64, schema)?,
+        );
+    }
+    Ok(columns)
+}
+
 fn cast_if_needed(expr: Expr, to: &DataType, schema: &DFSchema) -> Result<Expr> {
-    use datafusion::logical_expr::ExprSchemable;
     if expr.get_type(schema)? == *to {
         Ok(expr)
     } else {

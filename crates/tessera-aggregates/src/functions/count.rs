@@ -25,8 +25,9 @@ impl PartialState for CountState {
         Ok(())
     }
 
-    fn merge(&mut self, other: &Self) {
+    fn merge(&mut self, other: &Self) -> Result<()> {
         self.0 += other.0;
+        Ok(())
     }
 
     fn evaluate(&self) -> Result<ScalarValue> {

@@ -20,8 +20,9 @@ impl PartialState for MeanState {
         self.0.update(arguments, row)
     }
 
-    fn merge(&mut self, other: &Self) {
-        self.0.merge(&other.0);
+    fn merge(&mut self, other: &Self) -> Result<()> {
+        self.0.merge(&other.0)?;
+        Ok(())
     }
 
     fn evaluate(&self) -> Result<ScalarValue> {

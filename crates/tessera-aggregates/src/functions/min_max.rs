@@ -65,10 +65,11 @@ impl PartialState for ExtremeState {
         Ok(())
     }
 
-    fn merge(&mut self, other: &Self) {
+    fn merge(&mut self, other: &Self) -> Result<()> {
         if let Some(value) = &other.value {
             self.offer(value);
         }
+        Ok(())
     }
 
     fn evaluate(&self) -> Result<ScalarValue> {

@@ -67,9 +67,10 @@ impl<T: Summable> PartialState for SumState<T> {
         Ok(())
     }
 
-    fn merge(&mut self, other: &Self) {
+    fn merge(&mut self, other: &Self) -> Result<()> {
         self.sum = self.sum.add(other.sum);
         self.count += other.count;
+        Ok(())
     }
 
     fn evaluate(&self) -> Result<ScalarValue> {

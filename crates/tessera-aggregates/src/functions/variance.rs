@@ -66,8 +66,9 @@ impl PartialState for MomentsState {
         Ok(())
     }
 
-    fn merge(&mut self, other: &Self) {
+    fn merge(&mut self, other: &Self) -> Result<()> {
         self.merge_moments(other.count, other.mean, other.m2);
+        Ok(())
     }
 
     fn evaluate(&self) -> Result<ScalarValue> {

@@ -35,7 +35,7 @@ use datafusion::physical_plan::metrics::{
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::StreamExt;
-use tessera_aggregates::{SlidingAggregate, sliding_aggregate};
+use tessera_aggregates::SlidingAggregate;
 use tessera_time::{Grid, WindowLength, WindowSemantics};
 
 use super::time::{non_null_micros, to_micros};
@@ -71,8 +71,8 @@ struct Layout {
     spine_time: usize,
     event_keys: Vec<usize>,
     event_time: usize,
-    /// Per feature of the stage, its argument column in the events (if any).
-    event_arguments: Vec<Option<usize>>,
+    /// Per feature of the stage, its argument columns in the events.
+    event_arguments: Vec<Vec<usize>>,
     schema: SchemaRef,
 }
 
@@ -146,10 +146,9 @@ impl Layout {
             .iter()
             .enumerate()
             .map(|(i, feature)| {
-                feature
-                    .has_argument
-                    .then(|| events.index_of(&event_argument_column(i)))
-                    .transpose()
+                (0..feature.argument_columns)
+                    .map(|j| events.index_of(&event_argument_column(i, j)))
+                    .collect::<Result<Vec<_>, _>>()
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut fields: Vec<Arc<Field>> = spine.fields().iter().cloned().collect();
@@ -361,7 +360,7 @@ fn build_windows(stage: &StagePlan, semantics: WindowSemantics) -> Result<Vec<Wi
                 window: window.window,
                 grid: window.grid,
                 semantics,
-                aggregate: sliding_aggregate(&feature.aggregate)?,
+                aggregate: feature.aggregate.implementation()?.sliding(),
                 result_type: feature.aggregate.result_type.clone(),
                 default: feature.default.clone(),
                 oldest: 0,
@@ -471,8 +470,11 @@ impl Sweep {
         let events = self.events.take_key(key).await?;
         self.key_times = non_null_micros(events.column(self.layout.event_time))?;
         for window in &mut self.windows {
-            let values = self.layout.event_arguments[window.feature].map(|i| events.column(i));
-            window.aggregate.load(values, events.num_rows())?;
+            let arguments: Vec<ArrayRef> = self.layout.event_arguments[window.feature]
+                .iter()
+                .map(|&i| Arc::clone(events.column(i)))
+                .collect();
+            window.aggregate.load(&arguments)?;
             window.oldest = 0;
             window.next = 0;
         }
