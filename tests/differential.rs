@@ -11,12 +11,13 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, FixedSizeListArray, Float64Array, Int32Array, Int64Array,
+    RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{
-    DataType, Field, Float64Type, Int64Type, Schema, TimeUnit, TimestampMicrosecondType,
+    DataType, Field, Float32Type, Float64Type, Int64Type, Schema, TimeUnit,
+    TimestampMicrosecondType,
 };
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
@@ -37,6 +38,7 @@ struct Event {
     int_value: Option<i64>,
     float_value: Option<f64>,
     text_value: Option<String>,
+    vector: Option<[Option<f32>; 3]>,
 }
 
 /// One random spine row.
@@ -55,35 +57,48 @@ enum Semantics {
     Bucketed,
 }
 
-/// A feature under test: the function, its value column and whether it has a WHERE / DEFAULT.
+/// A feature under test: the call, its value column and whether it has a WHERE / DEFAULT.
 #[derive(Debug, Clone)]
 struct FeatureCase {
     name: String,
     function: &'static str,
     column: Option<&'static str>,
+    /// Further arguments, as SQL text.
+    extra: &'static [&'static str],
     composite_key: bool,
     filter: bool,
     default: Option<f64>,
     windows: Vec<Option<i64>>,
 }
 
-const FUNCTIONS: [(&str, Option<&str>); 16] = [
-    ("count", None),
-    ("count", Some("f")),
-    ("sum", Some("i")),
-    ("sum", Some("f")),
-    ("mean", Some("f")),
-    ("mean", Some("i")),
-    ("min", Some("i")),
-    ("max", Some("i")),
-    ("min", Some("f")),
-    ("max", Some("f")),
-    ("min", Some("s")),
-    ("max", Some("s")),
-    ("min", Some("d")),
-    ("max", Some("d")),
-    ("var", Some("f")),
-    ("std", Some("i")),
+const FUNCTIONS: [(&str, Option<&str>, &[&str]); 27] = [
+    ("count", None, &[]),
+    ("count", Some("f"), &[]),
+    ("sum", Some("i"), &[]),
+    ("sum", Some("f"), &[]),
+    ("mean", Some("f"), &[]),
+    ("mean", Some("i"), &[]),
+    ("min", Some("i"), &[]),
+    ("max", Some("i"), &[]),
+    ("min", Some("f"), &[]),
+    ("max", Some("f"), &[]),
+    ("min", Some("s"), &[]),
+    ("max", Some("s"), &[]),
+    ("min", Some("d"), &[]),
+    ("max", Some("d"), &[]),
+    ("var", Some("f"), &[]),
+    ("std", Some("i"), &[]),
+    ("min_by_n", Some("s"), &["f", "2"]),
+    ("max_by_n", Some("i"), &["f", "3"]),
+    ("max_by_n", Some("f"), &["s", "1"]),
+    ("sum", Some("v"), &[]),
+    ("mean", Some("v"), &[]),
+    ("approx_count_distinct", Some("s"), &[]),
+    ("approx_count_distinct", Some("i"), &[]),
+    ("approx_top_k", Some("i"), &["3"]),
+    ("approx_top_k", Some("s"), &["2", "abs(i)", "true"]),
+    ("approx_percentile", Some("f"), &["0.5"]),
+    ("approx_percentile", Some("i"), &["0.9"]),
 ];
 
 struct Case {
@@ -127,6 +142,11 @@ fn random_case(rng: &mut SmallRng) -> Case {
             float_value: (!rng.gen_bool(0.15))
                 .then(|| f64::from(rng.gen_range(-100_000..100_000)) / 100.0),
             text_value: (!rng.gen_bool(0.15)).then(|| format!("v{}", rng.gen_range(0..50))),
+            vector: (!rng.gen_bool(0.15)).then(|| {
+                [0, 1, 2].map(|_| {
+                    (!rng.gen_bool(0.1)).then(|| f32::from(rng.gen_range(-100i16..100)) / 4.0)
+                })
+            }),
         })
         .collect();
     // Ties: duplicate some event times exactly.
@@ -162,7 +182,7 @@ fn random_case(rng: &mut SmallRng) -> Case {
     ];
     let features = (0..rng.gen_range(1..5))
         .map(|i| {
-            let (function, column) = *FUNCTIONS.choose(rng).unwrap();
+            let (function, column, extra) = *FUNCTIONS.choose(rng).unwrap();
             let count = rng.gen_range(1..4);
             let mut windows: Vec<Option<i64>> = window_choices
                 .choose_multiple(rng, count)
@@ -175,6 +195,7 @@ fn random_case(rng: &mut SmallRng) -> Case {
                 name: format!("t.f{i}"),
                 function,
                 column,
+                extra,
                 composite_key: rng.gen_bool(0.5),
                 filter: rng.gen_bool(0.25),
                 default: (numeric_default && rng.gen_bool(0.3)).then_some(-7.0),
@@ -208,6 +229,11 @@ fn events_batch(events: &[Event]) -> RecordBatch {
             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             true,
         ),
+        Field::new(
+            "v",
+            DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, true)), 3),
+            true,
+        ),
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(events.iter().map(|e| e.k1).collect::<Int32Array>()),
@@ -238,6 +264,12 @@ fn events_batch(events: &[Event]) -> RecordBatch {
                 .map(|e| e.int_value.map(|v| v * 1_000_003))
                 .collect::<TimestampMicrosecondArray>()
                 .with_timezone("UTC"),
+        ),
+        Arc::new(
+            FixedSizeListArray::from_iter_primitive::<Float32Type, _, _>(
+                events.iter().map(|e| e.vector.map(|v| v.to_vec())),
+                3,
+            ),
         ),
     ];
     RecordBatch::try_new(schema, columns).unwrap()
@@ -316,8 +348,12 @@ async fn register_case(
         if feature.composite_key {
             builder = builder.key("k2");
         }
+        let arguments = feature
+            .column
+            .into_iter()
+            .chain(feature.extra.iter().copied());
         builder = builder
-            .aggregate(feature.function, feature.column)
+            .aggregate(feature.function, arguments)
             .windows(feature.windows.iter().map(|w| duration_text(*w)));
         if feature.filter {
             builder = builder.filter("i IS NULL OR i % 3 <> 0");
@@ -364,12 +400,112 @@ fn sees(
 }
 
 /// What one cell should hold.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Expected {
     Null,
     Int(i64),
     Float(f64),
     Text(String),
+    List(Vec<Expected>),
+    /// A `{value, weight}` entry of a weighted top-k.
+    Entry(Box<Expected>, i64),
+    Vector(Vec<f64>),
+    /// A CPC estimate of this exact distinct count.
+    Distinct(i64),
+    /// A t-digest estimate of quantile `q` of these values.
+    Quantile(Vec<f64>, f64),
+}
+
+impl Expected {
+    fn order(&self, other: &Self) -> std::cmp::Ordering {
+        match (self, other) {
+            (Self::Int(a), Self::Int(b)) => a.cmp(b),
+            (Self::Float(a), Self::Float(b)) => a.total_cmp(b),
+            (Self::Text(a), Self::Text(b)) => a.cmp(b),
+            (a, b) => panic!("cannot order {a:?} and {b:?}"),
+        }
+    }
+}
+
+/// The value of column `column` of an event, as the state sees it.
+fn event_value(event: &Event, column: &str) -> Option<Expected> {
+    match column {
+        "i" => event.int_value.map(Expected::Int),
+        "d" => event.int_value.map(|v| Expected::Int(v * 1_000_003)),
+        "f" => event.float_value.map(Expected::Float),
+        "s" => event.text_value.clone().map(Expected::Text),
+        other => panic!("no column {other}"),
+    }
+}
+
+/// `min_by_n` / `max_by_n`: best `n` by `by`, ties to the earlier event, then the smaller value.
+fn by_n(matching: &[&Event], value: &str, by: &str, n: usize, largest: bool) -> Expected {
+    let mut entries: Vec<(Expected, i64, Expected)> = matching
+        .iter()
+        .filter_map(|e| Some((event_value(e, by)?, e.ts?, event_value(e, value)?)))
+        .collect();
+    entries.sort_by(|a, b| {
+        let by = if largest {
+            b.0.order(&a.0)
+        } else {
+            a.0.order(&b.0)
+        };
+        by.then(a.1.cmp(&b.1)).then_with(|| a.2.order(&b.2))
+    });
+    Expected::List(entries.into_iter().take(n).map(|(_, _, v)| v).collect())
+}
+
+/// `approx_top_k` computed exactly: most frequent (heaviest) first, ties to the smaller value.
+fn top_k(matching: &[&Event], value: &str, k: usize, weighted: bool) -> Expected {
+    let mut weights: Vec<(Expected, i64)> = Vec::new();
+    for event in matching {
+        let Some(item) = event_value(event, value) else {
+            continue;
+        };
+        let weight = if weighted {
+            match event.int_value {
+                Some(w) if w != 0 => w.abs(),
+                _ => continue,
+            }
+        } else {
+            1
+        };
+        match weights.iter_mut().find(|(v, _)| *v == item) {
+            Some((_, total)) => *total += weight,
+            None => weights.push((item, weight)),
+        }
+    }
+    weights.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.order(&b.0)));
+    let top = weights.into_iter().take(k);
+    Expected::List(if weighted {
+        top.map(|(v, w)| Expected::Entry(Box::new(v), w)).collect()
+    } else {
+        top.map(|(v, _)| v).collect()
+    })
+}
+
+/// Element-wise vector sum (or mean) over non-null vectors; null elements count as 0.
+fn vector_aggregate(matching: &[&Event], mean: bool) -> Expected {
+    let vectors: Vec<[Option<f32>; 3]> = matching.iter().filter_map(|e| e.vector).collect();
+    if vectors.is_empty() {
+        return Expected::Null;
+    }
+    let scale = if mean {
+        1.0 / vectors.len() as f64
+    } else {
+        1.0
+    };
+    Expected::Vector(
+        (0..3)
+            .map(|i| {
+                vectors
+                    .iter()
+                    .map(|v| f64::from(v[i].unwrap_or(0.0)))
+                    .sum::<f64>()
+                    * scale
+            })
+            .collect(),
+    )
 }
 
 fn brute_force(
@@ -405,7 +541,34 @@ fn brute_force(
             floats.clone()
         }
     };
+    let extra = feature.extra;
     let result = match (feature.function, feature.column) {
+        ("min_by_n" | "max_by_n", Some(c)) => by_n(
+            &matching,
+            c,
+            extra[0],
+            extra[1].parse().unwrap(),
+            feature.function == "max_by_n",
+        ),
+        ("approx_top_k", Some(c)) => {
+            top_k(&matching, c, extra[0].parse().unwrap(), extra.len() > 1)
+        }
+        ("approx_count_distinct", Some(c)) => {
+            let mut distinct: Vec<Expected> =
+                matching.iter().filter_map(|e| event_value(e, c)).collect();
+            distinct.sort_by(Expected::order);
+            distinct.dedup();
+            Expected::Distinct(distinct.len() as i64)
+        }
+        ("approx_percentile", Some(c)) => {
+            let values = as_floats(c);
+            if values.is_empty() {
+                Expected::Null
+            } else {
+                Expected::Quantile(values, extra[0].parse().unwrap())
+            }
+        }
+        ("sum" | "mean", Some("v")) => vector_aggregate(&matching, feature.function == "mean"),
         ("count", None) => Expected::Int(matching.len() as i64),
         ("count", Some(_)) => Expected::Int(floats.len() as i64),
         ("sum", Some("i")) => Expected::Int(ints.iter().sum()),
@@ -465,6 +628,7 @@ fn brute_force(
         None => matching.is_empty(),
         Some("i" | "d") => ints.is_empty(),
         Some("s") => matching.iter().all(|e| e.text_value.is_none()),
+        Some("v") => matching.iter().all(|e| e.vector.is_none()),
         Some(_) => floats.is_empty(),
     };
     match (feature.default, empty) {
@@ -484,16 +648,86 @@ fn actual(column: &ArrayRef, row: usize) -> Expected {
             Expected::Int(column.as_primitive::<TimestampMicrosecondType>().value(row))
         }
         DataType::Utf8 => Expected::Text(column.as_string::<i32>().value(row).to_string()),
+        DataType::List(_) => {
+            let items = column.as_list::<i32>().value(row);
+            Expected::List((0..items.len()).map(|i| actual(&items, i)).collect())
+        }
+        DataType::Struct(_) => {
+            let entry = column.as_struct();
+            let weight = entry.column(1).as_primitive::<Int64Type>().value(row);
+            Expected::Entry(Box::new(actual(entry.column(0), row)), weight)
+        }
+        DataType::FixedSizeList(_, _) => {
+            let items = column.as_fixed_size_list().value(row);
+            Expected::Vector(items.as_primitive::<Float64Type>().values().to_vec())
+        }
         other => panic!("unexpected result type {other}"),
     }
 }
 
-fn agrees(expected: &Expected, actual: &Expected) -> bool {
+/// How a cell compares with the brute force.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    Agrees,
+    /// A sketch estimate outside its 3-standard-error bound but not grossly wrong:
+    /// allowed for at most 1% of sketch cells.
+    SketchMiss,
+    Disagrees,
+}
+
+/// CPC standard error at lg_k 11 (ICON estimator, which merged sketches use).
+const CPC_STANDARD_ERROR: f64 = 0.69 / 45.25;
+
+fn verdict(expected: &Expected, actual: &Expected) -> Verdict {
+    let close = |e: f64, a: f64| (e - a).abs() <= 1e-9 * e.abs() + 1e-6;
+    let judge = |within_bound: bool, roughly: bool| match (within_bound, roughly) {
+        (true, _) => Verdict::Agrees,
+        (false, true) => Verdict::SketchMiss,
+        (false, false) => Verdict::Disagrees,
+    };
+    let agrees = |ok: bool| {
+        if ok {
+            Verdict::Agrees
+        } else {
+            Verdict::Disagrees
+        }
+    };
     match (expected, actual) {
+        (Expected::Vector(e), Expected::Vector(a)) => {
+            agrees(e.len() == a.len() && e.iter().zip(a).all(|(e, a)| close(*e, *a)))
+        }
+        (Expected::List(e), Expected::List(a)) => agrees(
+            e.len() == a.len()
+                && e.iter()
+                    .zip(a)
+                    .all(|(e, a)| verdict(e, a) == Verdict::Agrees),
+        ),
+        (Expected::Distinct(e), Expected::Int(a)) => {
+            let error = (e - a).abs() as f64;
+            judge(
+                error <= (3.0 * CPC_STANDARD_ERROR * *e as f64).max(1.0),
+                error <= 0.15 * *e as f64 + 2.0,
+            )
+        }
+        // t-digest: the estimate's rank among the values is within one value and 1% of q.
+        (Expected::Quantile(values, q), Expected::Float(a)) => {
+            let n = values.len() as f64;
+            let below = values.iter().filter(|v| **v < *a).count() as f64 / n;
+            let at_most = values.iter().filter(|v| **v <= *a).count() as f64 / n;
+            let rank_ok = |tolerance: f64| below <= q + tolerance && at_most >= q - tolerance;
+            judge(rank_ok(1.0 / n + 0.01), rank_ok(0.1))
+        }
         // 1e-9 relative, plus an absolute term far below any single value (0.01).
-        (Expected::Float(e), Expected::Float(a)) => (e - a).abs() <= 1e-9 * e.abs() + 1e-6,
-        _ => expected == actual,
+        (Expected::Float(e), Expected::Float(a)) => agrees(close(*e, *a)),
+        _ => agrees(expected == actual),
     }
+}
+
+/// Sketch cells checked, and how many fell outside their bound.
+#[derive(Debug, Default)]
+struct SketchTally {
+    cells: usize,
+    misses: usize,
 }
 
 async fn check_case(
@@ -502,6 +736,7 @@ async fn check_case(
     semantics: Semantics,
     options: TesseraOptions,
     ctx: &SessionContext,
+    tally: &mut SketchTally,
 ) {
     let mut training_set =
         TrainingSet::new(ctx.table("spine").await.unwrap(), "t").options(options.clone());
@@ -529,8 +764,13 @@ async fn check_case(
                     .unwrap_or_else(|| panic!("missing column {name}"));
                 let expected = brute_force(case, feature, semantics, *window, row);
                 let got = actual(column, i);
+                let judged = verdict(&expected, &got);
+                if matches!(expected, Expected::Distinct(_) | Expected::Quantile(..)) {
+                    tally.cells += 1;
+                    tally.misses += usize::from(judged == Verdict::SketchMiss);
+                }
                 assert!(
-                    agrees(&expected, &got),
+                    judged != Verdict::Disagrees,
                     "seed {seed} {semantics:?} {options:?}\n{} {}({:?}) window {window:?} grid {}us from {}\nrow {i} {row:?}\nexpected {expected:?}, got {got:?}",
                     feature.name,
                     feature.function,
@@ -554,21 +794,32 @@ fn options_for(semantics: Semantics, buffer: bool) -> TesseraOptions {
 
 #[tokio::test]
 async fn every_cell_matches_the_brute_force_spec() {
+    let mut tally = SketchTally::default();
     for seed in 0..60u64 {
         let mut rng = SmallRng::seed_from_u64(seed);
         let case = random_case(&mut rng);
         let ctx = register_case(&case, rng.gen_range(1..5), rng.gen_range(1..4)).await;
         for semantics in [Semantics::Exact, Semantics::Aligned, Semantics::Bucketed] {
-            check_case(seed, &case, semantics, options_for(semantics, false), &ctx).await;
+            check_case(
+                seed,
+                &case,
+                semantics,
+                options_for(semantics, false),
+                &ctx,
+                &mut tally,
+            )
+            .await;
         }
         // Bucketed with a continuous buffer sees the aligned set (SEMANTICS.md §4).
-        check_case(
-            seed,
-            &case,
-            Semantics::Aligned,
-            options_for(Semantics::Bucketed, true),
-            &ctx,
-        )
-        .await;
+        let buffered = options_for(Semantics::Bucketed, true);
+        check_case(seed, &case, Semantics::Aligned, buffered, &ctx, &mut tally).await;
     }
+    assert!(
+        tally.cells > 500,
+        "too few sketch cells to judge: {tally:?}"
+    );
+    assert!(
+        tally.misses * 100 <= tally.cells,
+        "more than 1% of sketch cells outside their bound: {tally:?}"
+    );
 }
