@@ -18,8 +18,12 @@ use crate::functions::{
     ByNFactory, CountFactory, CpcFactory, ExtremeFactory, MeanFactory, PercentileFactory,
     SumFactory, TopKFactory, VarianceFactory, VectorFactory,
 };
+use datafusion::arrow::array::ArrayRef;
+use datafusion::logical_expr::Accumulator;
+
+use crate::accumulator::{Input, Output, StateAccumulator};
 use crate::sliding::SlidingAggregate;
-use crate::state::{SlidingState, StateFactory};
+use crate::state::{PartialState, SlidingState, StateFactory};
 
 /// Which aggregation a feature computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -212,12 +216,16 @@ pub struct BoundAggregate {
     pub result_type: DataType,
 }
 
-/// A bound function, type-erased: makes sliding kernels and describes its state.
+/// A bound function, type-erased: makes kernels and accumulators, describes and reads its state.
 pub trait AggregateImplementation: Send + Sync + fmt::Debug {
     /// A sliding kernel over this function's states.
     fn sliding(&self) -> Box<dyn SlidingAggregate>;
+    /// A DataFusion accumulator reading `input` and producing `output`.
+    fn accumulator(&self, name: &str, input: Input, output: Output) -> Box<dyn Accumulator>;
     /// The state columns, named after `name`.
     fn state_fields(&self, name: &str) -> Vec<FieldRef>;
+    /// The results of `rows` serialized states.
+    fn evaluate_states(&self, columns: &[ArrayRef], rows: usize) -> Result<ArrayRef>;
 }
 
 impl<F: StateFactory> AggregateImplementation for F {
@@ -225,8 +233,31 @@ impl<F: StateFactory> AggregateImplementation for F {
         Box::new(SlidingState::new(self.clone()))
     }
 
+    fn accumulator(&self, name: &str, input: Input, output: Output) -> Box<dyn Accumulator> {
+        Box::new(StateAccumulator::new(self.clone(), name, input, output))
+    }
+
     fn state_fields(&self, name: &str) -> Vec<FieldRef> {
         StateFactory::state_fields(self, name)
+    }
+
+    fn evaluate_states(&self, columns: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
+        let result_type = self.result_type();
+        let typed_null = ScalarValue::try_from(&result_type)?;
+        let results = (0..rows)
+            .map(|row| {
+                let value = self.decode(columns, row)?.evaluate()?;
+                match value {
+                    ScalarValue::Null => Ok(typed_null.clone()),
+                    value if value.data_type() != result_type => value.cast_to(&result_type),
+                    value => Ok(value),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if results.is_empty() {
+            return Ok(datafusion::arrow::array::new_empty_array(&result_type));
+        }
+        ScalarValue::iter_to_array(results)
     }
 }
 

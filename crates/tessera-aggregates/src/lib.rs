@@ -6,14 +6,18 @@
 //! every plan: the raw sweep slides them over events, and bucketed and tiled
 //! plans merge them per bucket.
 
+mod accumulator;
 mod function;
 pub mod functions;
 mod sliding;
+mod sql_functions;
 mod state;
 
+pub use accumulator::{Input, Output, StateAccumulator};
 pub use function::{
     AggregateImplementation, AggregateKind, Argument, BoundAggregate, FUNCTIONS, Parameters,
     ValueFamily,
 };
 pub use sliding::SlidingAggregate;
+pub use sql_functions::{FinalFunction, SqlForm, TesseraAggregate, sql_functions};
 pub use state::{PartialState, SlidingState, StateFactory};

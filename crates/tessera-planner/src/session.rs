@@ -27,12 +27,22 @@ use crate::options::TesseraOptions;
 use crate::table_function::PointInTimeFunction;
 use crate::training_set::registry;
 
-/// Adds Tessera to a session under construction.
+/// Adds Tessera to a session under construction: options, registry, SQL
+/// functions, the `point_in_time` table function and the query planner.
 pub fn register(mut builder: SessionStateBuilder) -> SessionStateBuilder {
     let config = builder.config().take().unwrap_or_default();
     builder = builder
         .with_config(tessera_config(config))
         .with_query_planner(Arc::new(TesseraQueryPlanner));
+    let (aggregates, scalars) = tessera_aggregates::sql_functions();
+    builder
+        .aggregate_functions()
+        .get_or_insert_with(Vec::new)
+        .extend(aggregates.into_iter().map(Arc::new));
+    builder
+        .scalar_functions()
+        .get_or_insert_with(Vec::new)
+        .extend(scalars.into_iter().map(Arc::new));
     builder
         .table_functions()
         .get_or_insert_with(HashMap::new)

@@ -7,13 +7,14 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::utils::format_state_name;
 use datasketches::cpc::{CpcSketch, CpcUnion};
 use datasketches::hash::value::raw_bytes;
 
+use super::input::{primitive, strings};
 use super::sketch_header::{ExpectedHeader, binary_image};
 use crate::state::{PartialState, StateFactory};
 
@@ -38,18 +39,16 @@ pub struct CpcState {
 
 impl PartialState for CpcState {
     fn update(&mut self, arguments: &[ArrayRef], row: usize) -> Result<()> {
-        let values = &arguments[0];
-        if values.is_null(row) {
-            return Ok(());
-        }
         if self.strings {
-            let value = values.as_string::<i32>().value(row);
-            if !value.is_empty() {
-                self.sketch.update(raw_bytes::from_str(value));
+            let values = strings(arguments, 0, "approx_count_distinct")?;
+            if values.is_valid(row) && !values.value(row).is_empty() {
+                self.sketch.update(raw_bytes::from_str(values.value(row)));
             }
         } else {
-            self.sketch
-                .update(values.as_primitive::<Int64Type>().value(row));
+            let values = primitive::<Int64Type>(arguments, 0, "approx_count_distinct")?;
+            if values.is_valid(row) {
+                self.sketch.update(values.value(row));
+            }
         }
         Ok(())
     }

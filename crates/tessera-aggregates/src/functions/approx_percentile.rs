@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::utils::format_state_name;
 use datasketches::tdigest::TDigestMut;
 
+use super::input::primitive;
 use super::sketch_header::{ExpectedHeader, binary_image};
 use crate::state::{PartialState, StateFactory};
 
@@ -30,7 +31,7 @@ pub struct PercentileState {
 
 impl PartialState for PercentileState {
     fn update(&mut self, arguments: &[ArrayRef], row: usize) -> Result<()> {
-        let values = arguments[0].as_primitive::<Float64Type>();
+        let values = primitive::<Float64Type>(arguments, 0, "approx_percentile")?;
         if values.is_valid(row) && !values.value(row).is_nan() {
             self.digest.update(values.value(row));
         }

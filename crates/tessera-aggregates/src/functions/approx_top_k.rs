@@ -10,12 +10,13 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Int64Type};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::utils::format_state_name;
 use datasketches::frequencies::{ErrorType, FrequentItemValue, FrequentItemsSketch};
 
+use super::input::{primitive, strings};
 use super::sketch_header::{ExpectedHeader, binary_image};
 use crate::state::{PartialState, StateFactory};
 
@@ -25,16 +26,17 @@ pub trait TopKValue:
 {
     /// The Arrow type of the values.
     const DATA_TYPE: DataType;
-    /// Reads row `row` of `values`.
-    fn read(values: &ArrayRef, row: usize) -> Self;
+    /// Reads row `row` of argument `index`, or `None` when it is null.
+    fn read(arguments: &[ArrayRef], index: usize, row: usize) -> Result<Option<Self>>;
     /// As a scalar.
     fn scalar(&self) -> ScalarValue;
 }
 
 impl TopKValue for i64 {
     const DATA_TYPE: DataType = DataType::Int64;
-    fn read(values: &ArrayRef, row: usize) -> Self {
-        values.as_primitive::<Int64Type>().value(row)
+    fn read(arguments: &[ArrayRef], index: usize, row: usize) -> Result<Option<Self>> {
+        let values = primitive::<Int64Type>(arguments, index, "approx_top_k")?;
+        Ok(values.is_valid(row).then(|| values.value(row)))
     }
     fn scalar(&self) -> ScalarValue {
         ScalarValue::Int64(Some(*self))
@@ -43,8 +45,9 @@ impl TopKValue for i64 {
 
 impl TopKValue for String {
     const DATA_TYPE: DataType = DataType::Utf8;
-    fn read(values: &ArrayRef, row: usize) -> Self {
-        values.as_string::<i32>().value(row).to_string()
+    fn read(arguments: &[ArrayRef], index: usize, row: usize) -> Result<Option<Self>> {
+        let values = strings(arguments, index, "approx_top_k")?;
+        Ok(values.is_valid(row).then(|| values.value(row).to_string()))
     }
     fn scalar(&self) -> ScalarValue {
         ScalarValue::Utf8(Some(self.clone()))
@@ -112,12 +115,11 @@ pub struct TopKState<T: TopKValue> {
 
 impl<T: TopKValue> PartialState for TopKState<T> {
     fn update(&mut self, arguments: &[ArrayRef], row: usize) -> Result<()> {
-        let values = &arguments[0];
-        if values.is_null(row) {
+        let Some(item) = T::read(arguments, 0, row)? else {
             return Ok(());
-        }
+        };
         let weight = if self.weighted {
-            let weights = arguments[1].as_primitive::<Int64Type>();
+            let weights = primitive::<Int64Type>(arguments, 1, "approx_top_k")?;
             if weights.is_null(row) {
                 return Ok(());
             }
@@ -131,7 +133,7 @@ impl<T: TopKValue> PartialState for TopKState<T> {
         } else {
             1
         };
-        self.sketch.update_with_count(T::read(values, row), weight);
+        self.sketch.update_with_count(item, weight);
         Ok(())
     }
 
@@ -198,10 +200,16 @@ impl<T: TopKValue> StateFactory for TopKFactory<T> {
         }
     }
 
-    /// One column, `items`: the Apache DataSketches frequent-items image (Binary).
+    /// One column, `items_int64` or `items_utf8` (naming the item type, which
+    /// the image does not record): the Apache DataSketches frequent-items image (Binary).
     fn state_fields(&self, name: &str) -> Vec<FieldRef> {
+        let column = if T::DATA_TYPE == DataType::Utf8 {
+            "items_utf8"
+        } else {
+            "items_int64"
+        };
         vec![Arc::new(Field::new(
-            format_state_name(name, "items"),
+            format_state_name(name, column),
             DataType::Binary,
             true,
         ))]

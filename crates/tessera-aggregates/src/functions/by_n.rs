@@ -15,6 +15,7 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::utils::format_state_name;
 
+use super::input::argument;
 use super::min_max::total_order;
 use crate::state::{PartialState, StateFactory};
 
@@ -80,13 +81,16 @@ impl ByNState {
 
 impl PartialState for ByNState {
     fn update(&mut self, arguments: &[ArrayRef], row: usize) -> Result<()> {
-        let (values, by) = (&arguments[0], &arguments[1]);
+        let (values, by) = (
+            argument(arguments, 0, "by_n")?,
+            argument(arguments, 1, "by_n")?,
+        );
         if values.is_null(row) || by.is_null(row) {
             return Ok(());
         }
         let time = arguments
             .get(2)
-            .map(|t| t.as_primitive::<Int64Type>())
+            .and_then(|t| t.as_primitive_opt::<Int64Type>())
             .filter(|t| t.is_valid(row))
             .map(|t| t.value(row));
         self.offer(Entry {

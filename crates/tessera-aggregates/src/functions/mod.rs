@@ -6,6 +6,7 @@ pub mod approx_percentile;
 pub mod approx_top_k;
 pub mod by_n;
 pub mod count;
+mod input;
 pub mod mean;
 pub mod min_max;
 pub(crate) mod sketch_header;

@@ -12,6 +12,7 @@ use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::utils::format_state_name;
 
 use super::count::int64_column;
+use super::input::primitive;
 use crate::state::{PartialState, StateFactory};
 
 /// A number type that sums: `i64` (wrapping, like DataFusion's `sum`) or `f64`.
@@ -59,7 +60,7 @@ pub struct SumState<T> {
 
 impl<T: Summable> PartialState for SumState<T> {
     fn update(&mut self, arguments: &[ArrayRef], row: usize) -> Result<()> {
-        let values = arguments[0].as_primitive::<T::Arrow>();
+        let values = primitive::<T::Arrow>(arguments, 0, "sum")?;
         if values.is_valid(row) {
             self.sum = self.sum.add(values.value(row));
             self.count += 1;

@@ -12,6 +12,7 @@ use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::utils::format_state_name;
 
 use super::count::int64_column;
+use super::input::primitive;
 use crate::state::{PartialState, StateFactory};
 
 /// Makes [`MomentsState`]s; evaluates to the variance or its square root.
@@ -59,7 +60,7 @@ impl MomentsState {
 
 impl PartialState for MomentsState {
     fn update(&mut self, arguments: &[ArrayRef], row: usize) -> Result<()> {
-        let values = arguments[0].as_primitive::<Float64Type>();
+        let values = primitive::<Float64Type>(arguments, 0, "var")?;
         if values.is_valid(row) {
             self.merge_moments(1, values.value(row), 0.0);
         }

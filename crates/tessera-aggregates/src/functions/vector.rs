@@ -12,6 +12,7 @@ use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::utils::format_state_name;
 
 use super::count::int64_column;
+use super::input::vectors;
 use crate::state::{PartialState, StateFactory};
 
 /// The largest vector dimension accepted.
@@ -56,12 +57,17 @@ impl VectorFactory {
 
 impl PartialState for VectorSumState {
     fn update(&mut self, arguments: &[ArrayRef], row: usize) -> Result<()> {
-        let vectors = arguments[0].as_fixed_size_list();
+        let vectors = vectors(arguments, 0, "vector sum")?;
         if vectors.is_null(row) {
             return Ok(());
         }
         let vector = vectors.value(row);
-        let elements = vector.as_primitive::<Float64Type>();
+        let Some(elements) = vector.as_primitive_opt::<Float64Type>() else {
+            return exec_err!(
+                "vector sum: elements must be Float64, got {}",
+                vector.data_type()
+            );
+        };
         if elements.len() != self.sums.len() {
             return exec_err!(
                 "vector of length {} where {} was expected",
