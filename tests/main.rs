@@ -7,3 +7,4 @@ mod differential;
 mod errors;
 mod slt;
 mod smoke;
+mod states;

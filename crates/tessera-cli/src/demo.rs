@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use datafusion::arrow::array::{
-    ArrayRef, FixedSizeListArray, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
-    StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array, Float64Array, Int32Array,
+    Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::util::pretty::pretty_format_batches;
@@ -49,15 +49,25 @@ const CATEGORIES: i32 = 40;
 const BATCH_ROWS: usize = 65_536;
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
+/// The seed document's example features, and a few more; `{dim}` is the embedding dimension.
 const FEATURES: &str = "
 CREATE WINDOWED FEATURE user.total_transaction_amount FROM transactions KEY user_id TIMESTAMP ts
     AGGREGATE sum(amount) WINDOWS ('1d', '7d', '30d') WITH (bucket_duration = '1d');
 CREATE WINDOWED FEATURE user.transaction_count FROM transactions KEY user_id TIMESTAMP ts
     AGGREGATE count(*) WINDOWS ('1d', '7d', '30d') WITH (bucket_duration = '1d');
-CREATE WINDOWED FEATURE user.mean_amount FROM transactions KEY user_id TIMESTAMP ts
-    AGGREGATE mean(amount) WINDOWS ('30d', 'all') WITH (bucket_duration = '1h');
-CREATE WINDOWED FEATURE user.max_amount FROM transactions KEY user_id TIMESTAMP ts
-    AGGREGATE max(amount) WINDOWS ('7d', '30d') WITH (bucket_duration = '1d');
+CREATE WINDOWED FEATURE user.most_active_categories FROM transactions KEY user_id TIMESTAMP ts
+    AGGREGATE approx_top_k(category, 10) WINDOWS ('30d', '60d', 'all') WITH (bucket_duration = '1h');
+CREATE WINDOWED FEATURE user.avg_embedding FROM transactions KEY user_id TIMESTAMP ts
+    AGGREGATE mean(embedding) WINDOWS ('30d', '60d', 'all') DEFAULT array_repeat(0.0, {dim})
+    WITH (bucket_duration = '1h');
+CREATE WINDOWED FEATURE user.top_5_bank_amounts FROM transactions KEY user_id TIMESTAMP ts
+    AGGREGATE max_by_n(bank, amount, 5) WINDOWS ('7d', '14d') WITH (bucket_duration = '1d');
+CREATE WINDOWED FEATURE user.lowest_5_bank_amounts FROM transactions KEY user_id TIMESTAMP ts
+    AGGREGATE min_by_n(bank, amount, 5) WINDOWS ('7d', '14d') WITH (bucket_duration = '1d');
+CREATE WINDOWED FEATURE user.distinct_categories FROM transactions KEY user_id TIMESTAMP ts
+    AGGREGATE approx_count_distinct(category) WINDOWS ('30d') WITH (bucket_duration = '1d');
+CREATE WINDOWED FEATURE user.median_amount FROM transactions KEY user_id TIMESTAMP ts
+    AGGREGATE approx_percentile(amount, 0.5) WINDOWS ('30d') WITH (bucket_duration = '1d');
 CREATE WINDOWED FEATURE user.amount_std FROM transactions KEY user_id TIMESTAMP ts
     AGGREGATE std(amount) WINDOWS ('30d') WITH (bucket_duration = '1d');
 CREATE WINDOWED FEATURE user.large_purchase_count FROM transactions KEY user_id TIMESTAMP ts
@@ -94,12 +104,20 @@ pub async fn run(ctx: &SessionContext, args: DemoArgs) -> Result<()> {
         started.elapsed()
     );
 
-    tessera::execute_sql(ctx, FEATURES).await?;
-    println!("defined 7 windowed features (16 feature columns)\n");
+    let definitions = FEATURES.replace("{dim}", &args.embedding_dim.to_string());
+    tessera::execute_sql(ctx, &definitions).await?;
+    let features = tessera::planner::feature_registry(ctx)?.list();
+    let names: Vec<String> = features.iter().map(|f| format!("'{}'", f.name)).collect();
+    let columns: usize = features.iter().map(|f| f.windows.len()).sum();
+    println!(
+        "defined {} windowed features ({columns} feature columns)\n",
+        features.len()
+    );
 
-    let query = "SELECT * FROM point_in_time('spine', 'ts', 'user.total_transaction_amount', \
-        'user.transaction_count', 'user.mean_amount', 'user.max_amount', 'user.amount_std', \
-        'user.large_purchase_count', 'user_bank.total_transaction_amount')";
+    let query = format!(
+        "SELECT * FROM point_in_time('spine', 'ts', {})",
+        names.join(", ")
+    );
     for (label, aligned) in [("exact", false), ("aligned", true)] {
         tessera::execute_sql(
             ctx,
@@ -108,7 +126,7 @@ pub async fn run(ctx: &SessionContext, args: DemoArgs) -> Result<()> {
         .await?;
         let spinner = spinner(&format!("building the training set with {label} windows"));
         let started = Instant::now();
-        let batches = tessera::execute_sql(ctx, query)
+        let batches = tessera::execute_sql(ctx, &query)
             .await?
             .remove(0)
             .collect()
@@ -123,13 +141,38 @@ pub async fn run(ctx: &SessionContext, args: DemoArgs) -> Result<()> {
             args.events
         );
         if !aligned {
-            let sample: Vec<RecordBatch> = batches
-                .first()
-                .map(|b| b.slice(0, b.num_rows().min(8)))
-                .into_iter()
-                .collect();
-            println!("{}", pretty_format_batches(&sample)?);
+            print_sample(&batches)?;
         }
+    }
+    Ok(())
+}
+
+/// Prints the first rows; vector columns are summarised by their first elements.
+fn print_sample(batches: &[RecordBatch]) -> Result<()> {
+    let Some(first) = batches.first() else {
+        return Ok(());
+    };
+    let rows = first.slice(0, first.num_rows().min(6));
+    let schema = rows.schema();
+    let (vectors, scalars): (Vec<usize>, Vec<usize>) = (0..schema.fields().len())
+        .partition(|&i| matches!(schema.field(i).data_type(), DataType::FixedSizeList(_, _)));
+    println!("{}", pretty_format_batches(&[rows.project(&scalars)?])?);
+    for i in vectors {
+        let column = rows.column(i).as_fixed_size_list();
+        let head: Vec<String> = (0..column.len().min(3))
+            .map(|row| {
+                let values = column.value(row);
+                let values = values.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+                let shown: Vec<String> = values
+                    .values()
+                    .iter()
+                    .take(3)
+                    .map(|v| format!("{v:.3}"))
+                    .collect();
+                format!("[{}, … {} dims]", shown.join(", "), values.len())
+            })
+            .collect();
+        println!("{}: {}", schema.field(i).name(), head.join("  "));
     }
     Ok(())
 }

@@ -22,7 +22,8 @@ pub use extension_planner::{PointInTimePlanner, TesseraQueryPlanner};
 pub use node::{FeaturePlan, PointInTimeNode, SemanticsPlan, StagePlan, WindowPlan};
 pub use options::{CoverageFallback, TesseraOptions};
 pub use session::{
-    execute_sql, execute_statement, new_context, parse_sql, register, tessera_config,
+    execute_sql, execute_statement, feature_registry, new_context, parse_sql, register,
+    tessera_config,
 };
 pub use table_function::PointInTimeFunction;
 pub use training_set::plan_training_set;

@@ -80,6 +80,11 @@ pub fn new_context(config: SessionConfig) -> SessionContext {
     SessionContext::new_with_state(register(builder).build())
 }
 
+/// The feature registry of `ctx`'s session.
+pub fn feature_registry(ctx: &SessionContext) -> Result<Arc<FeatureRegistry>> {
+    registry(&ctx.state())
+}
+
 /// Parses SQL text into statements, using the session's dialect.
 pub fn parse_sql(ctx: &SessionContext, sql: &str) -> Result<Vec<TesseraStatement>> {
     let dialect_name = ctx.state().config_options().sql_parser.dialect;

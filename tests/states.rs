@@ -1,0 +1,363 @@
+//! Property tests of every function's partial state, through DataFusion's
+//! `Accumulator` interface (the partial → final flow tiles use):
+//!
+//! * splitting the input into any number of parts, aggregating each and
+//!   merging the states equals aggregating everything;
+//! * merging is commutative and associative;
+//! * states survive Arrow → Parquet → Arrow unchanged, and merge the same after.
+//!
+//! Exact functions must agree exactly (floats to 1e-9 relative); sketches
+//! within their documented bounds of the exact statistic.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, FixedSizeListArray, Float64Array, Int64Array, RecordBatch, StringArray,
+};
+use datafusion::arrow::datatypes::{Field, Float64Type, Schema};
+use datafusion::common::{Result, ScalarValue};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use proptest::prelude::*;
+use tessera::aggregates::{AggregateImplementation, Argument, BoundAggregate, Input, Output};
+
+/// One input row: an integer, a float, a string and a 3-vector, each nullable.
+type Row = (Option<i64>, Option<f64>, Option<String>, Option<[f64; 3]>);
+
+fn row() -> impl Strategy<Value = Row> {
+    (
+        proptest::option::weighted(0.85, -50i64..50),
+        proptest::option::weighted(0.85, (-10_000i64..10_000).prop_map(|v| v as f64 / 8.0)),
+        proptest::option::weighted(0.85, "[a-f]{1,2}"),
+        proptest::option::weighted(
+            0.85,
+            proptest::array::uniform3((-64i64..64).prop_map(|v| v as f64 / 4.0)),
+        ),
+    )
+}
+
+/// One argument of a call under test: a generated column, or a constant.
+#[derive(Clone)]
+enum Arg {
+    /// `i` integers, `w` non-negative integer weights, `f` floats, `s` strings, `v` 3-vectors.
+    Column(&'static str),
+    Constant(ScalarValue),
+}
+
+/// The column of generated data named `name`.
+fn column(rows: &[Row], name: &str) -> ArrayRef {
+    match name {
+        "i" => Arc::new(rows.iter().map(|r| r.0).collect::<Int64Array>()),
+        "w" => Arc::new(
+            rows.iter()
+                .map(|r| r.0.map(i64::abs))
+                .collect::<Int64Array>(),
+        ),
+        "f" => Arc::new(rows.iter().map(|r| r.1).collect::<Float64Array>()),
+        "s" => Arc::new(rows.iter().map(|r| r.2.clone()).collect::<StringArray>()),
+        "v" => Arc::new(
+            FixedSizeListArray::from_iter_primitive::<Float64Type, _, _>(
+                rows.iter().map(|r| r.3.map(|v| v.map(Some).to_vec())),
+                3,
+            ),
+        ),
+        other => panic!("no column {other}"),
+    }
+}
+
+/// A function call under test.
+struct Spec {
+    function: &'static str,
+    args: Vec<Arg>,
+    check: Check,
+}
+
+impl Spec {
+    fn new(function: &'static str, args: Vec<Arg>, check: Check) -> Self {
+        Self {
+            function,
+            args,
+            check,
+        }
+    }
+
+    /// The generated argument columns for `rows`, in call order.
+    fn raw_columns(&self, rows: &[Row]) -> Vec<ArrayRef> {
+        self.args
+            .iter()
+            .filter_map(|a| match a {
+                Arg::Column(name) => Some(column(rows, name)),
+                Arg::Constant(_) => None,
+            })
+            .collect()
+    }
+
+    /// The argument columns cast to the types the bound state reads, as the planner casts them.
+    fn columns(&self, rows: &[Row]) -> Vec<ArrayRef> {
+        let bound = self.bound();
+        self.raw_columns(rows)
+            .iter()
+            .zip(&bound.columns)
+            .map(|(column, (_, data_type))| {
+                datafusion::arrow::compute::cast(column, data_type).unwrap()
+            })
+            .collect()
+    }
+
+    /// The bound function.
+    fn implementation(&self) -> Arc<dyn AggregateImplementation> {
+        self.bound().implementation().unwrap()
+    }
+
+    fn bound(&self) -> BoundAggregate {
+        let sample = self.raw_columns(&[]);
+        let mut columns = sample.iter();
+        let arguments: Vec<Argument> = self
+            .args
+            .iter()
+            .map(|a| match a {
+                Arg::Column(_) => Argument {
+                    data_type: columns.next().unwrap().data_type().clone(),
+                    constant: None,
+                },
+                Arg::Constant(value) => Argument {
+                    data_type: value.data_type(),
+                    constant: Some(value.clone()),
+                },
+            })
+            .collect();
+        BoundAggregate::bind("property", self.function, &arguments).unwrap()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Check {
+    Exact,
+    /// CPC: merged and whole sketches hold the same coupons, so their
+    /// estimates (HIP or ICON) agree within 3 standard errors, or 1. Accuracy
+    /// against the exact count is statistical and checked over thousands of
+    /// cells by the differential test — an adversarial search like proptest's
+    /// can always find a rare hash collision.
+    Distinct,
+}
+
+fn specs() -> Vec<Spec> {
+    use Arg::{Column as C, Constant as K};
+    use ScalarValue::{Boolean, Float64, Int64};
+    vec![
+        Spec::new("count", vec![C("s")], Check::Exact),
+        Spec::new("sum", vec![C("i")], Check::Exact),
+        Spec::new("sum", vec![C("f")], Check::Exact),
+        Spec::new("sum", vec![C("v")], Check::Exact),
+        Spec::new("mean", vec![C("f")], Check::Exact),
+        Spec::new("mean", vec![C("v")], Check::Exact),
+        Spec::new("min", vec![C("s")], Check::Exact),
+        Spec::new("max", vec![C("f")], Check::Exact),
+        Spec::new("var", vec![C("f")], Check::Exact),
+        Spec::new("std", vec![C("i")], Check::Exact),
+        Spec::new(
+            "min_by_n",
+            vec![C("s"), C("f"), K(Int64(Some(3)))],
+            Check::Exact,
+        ),
+        Spec::new(
+            "max_by_n",
+            vec![C("i"), C("s"), K(Int64(Some(2)))],
+            Check::Exact,
+        ),
+        Spec::new("approx_count_distinct", vec![C("i")], Check::Distinct),
+        Spec::new("approx_count_distinct", vec![C("s")], Check::Distinct),
+        // Below the sketch's map capacity, frequent items are counted exactly.
+        Spec::new(
+            "approx_top_k",
+            vec![C("i"), K(Int64(Some(3)))],
+            Check::Exact,
+        ),
+        Spec::new(
+            "approx_top_k",
+            vec![C("s"), K(Int64(Some(2))), C("w"), K(Boolean(Some(true)))],
+            Check::Exact,
+        ),
+        // A t-digest of fewer values than its compression keeps every value.
+        Spec::new(
+            "approx_percentile",
+            vec![C("f"), K(Float64(Some(0.5)))],
+            Check::Exact,
+        ),
+    ]
+}
+
+fn state_of(
+    implementation: &Arc<dyn AggregateImplementation>,
+    part: &[ArrayRef],
+) -> Result<Vec<ScalarValue>> {
+    let mut accumulator = implementation.accumulator("p", Input::Arguments, Output::Result);
+    accumulator.update_batch(part)?;
+    accumulator.state()
+}
+
+fn state_arrays(state: &[ScalarValue]) -> Result<Vec<ArrayRef>> {
+    state.iter().map(|v| v.to_array()).collect()
+}
+
+/// Merges states (each a row of state columns) and returns the merged state and result.
+fn merge(
+    implementation: &Arc<dyn AggregateImplementation>,
+    states: &[Vec<ScalarValue>],
+) -> Result<(Vec<ScalarValue>, ScalarValue)> {
+    let mut accumulator = implementation.accumulator("p", Input::Arguments, Output::Result);
+    for state in states {
+        accumulator.merge_batch(&state_arrays(state)?)?;
+    }
+    Ok((accumulator.state()?, accumulator.evaluate()?))
+}
+
+fn result_of(
+    implementation: &Arc<dyn AggregateImplementation>,
+    all: &[ArrayRef],
+) -> Result<ScalarValue> {
+    let mut accumulator = implementation.accumulator("p", Input::Arguments, Output::Result);
+    accumulator.update_batch(all)?;
+    accumulator.evaluate()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()) + 1e-9
+}
+
+fn agree(check: Check, expected: &ScalarValue, actual: &ScalarValue) -> bool {
+    if expected.is_null() || actual.is_null() {
+        return expected.is_null() == actual.is_null();
+    }
+    match (check, expected, actual) {
+        (Check::Distinct, ScalarValue::Int64(Some(a)), ScalarValue::Int64(Some(b))) => {
+            (a - b).abs() as f64 <= (3.0 * 0.0153 * (*a.max(b)) as f64).max(1.0)
+        }
+        (_, ScalarValue::Float64(Some(a)), ScalarValue::Float64(Some(b))) => close(*a, *b),
+        (_, ScalarValue::FixedSizeList(a), ScalarValue::FixedSizeList(b)) => {
+            let (a, b) = (a.values(), b.values());
+            let (a, b) = (
+                a.as_any().downcast_ref::<Float64Array>().unwrap(),
+                b.as_any().downcast_ref::<Float64Array>().unwrap(),
+            );
+            a.len() == b.len()
+                && a.iter().zip(b).all(|(x, y)| match (x, y) {
+                    (Some(x), Some(y)) => close(x, y),
+                    (x, y) => x == y,
+                })
+        }
+        _ => expected == actual,
+    }
+}
+
+/// Writes state columns to Parquet in memory and reads them back.
+fn parquet_round_trip(
+    implementation: &Arc<dyn AggregateImplementation>,
+    states: &[Vec<ScalarValue>],
+) -> Vec<ArrayRef> {
+    let fields = implementation.state_fields("p");
+    let columns: Vec<ArrayRef> = (0..fields.len())
+        .map(|f| ScalarValue::iter_to_array(states.iter().map(|s| s[f].clone())).unwrap())
+        .collect();
+    let schema = Arc::new(Schema::new(
+        fields
+            .iter()
+            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(Arc::clone(&schema), columns.clone()).unwrap();
+    let mut file = tempfile::tempfile().unwrap();
+    let mut writer = ArrowWriter::try_new(file.try_clone().unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    std::io::Seek::rewind(&mut file).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let read: Vec<RecordBatch> = reader.collect::<std::result::Result<_, _>>().unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(
+        read[0].columns(),
+        columns.as_slice(),
+        "state columns change through Parquet"
+    );
+    read[0].columns().to_vec()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn states_split_merge_commute_associate_and_survive_parquet(
+        rows in proptest::collection::vec(row(), 0..60),
+        cuts in proptest::collection::vec(0usize..60, 0..5),
+    ) {
+        for spec in specs() {
+            let all = spec.columns(&rows);
+            let implementation = spec.implementation();
+            let whole = result_of(&implementation, &all).unwrap();
+
+            // Any split: aggregate the parts, merge, compare with the whole.
+            let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (rows.len() + 1)).collect();
+            bounds.extend([0, rows.len()]);
+            bounds.sort_unstable();
+            let states: Vec<Vec<ScalarValue>> = bounds
+                .windows(2)
+                .map(|w| state_of(&implementation, &spec.columns(&rows[w[0]..w[1]])).unwrap())
+                .collect();
+            let (_, merged) = merge(&implementation, &states).unwrap();
+            prop_assert!(agree(spec.check, &whole, &merged), "{}: whole {whole:?} vs merged {merged:?}", spec.function);
+
+            // Commutative: merging in reverse order gives the same.
+            let reversed: Vec<Vec<ScalarValue>> = states.iter().rev().cloned().collect();
+            let (_, backwards) = merge(&implementation, &reversed).unwrap();
+            prop_assert!(agree(spec.check, &merged, &backwards), "{}: {merged:?} vs reversed {backwards:?}", spec.function);
+
+            // Associative: (a ⊕ b) ⊕ rest equals a ⊕ (b ⊕ rest).
+            if states.len() >= 3 {
+                let (left, _) = merge(&implementation, &states[..2]).unwrap();
+                let (_, left_first) = merge(&implementation, &[vec![left], states[2..].to_vec()].concat()).unwrap();
+                let (right, _) = merge(&implementation, &states[1..]).unwrap();
+                let (_, right_first) = merge(&implementation, &[states[0].clone(), right]).unwrap();
+                prop_assert!(agree(spec.check, &left_first, &right_first), "{}: {left_first:?} vs {right_first:?}", spec.function);
+            }
+
+            // Parquet: the same columns come back, and merge to the same result.
+            let read = parquet_round_trip(&implementation, &states);
+            let mut accumulator = implementation.accumulator("p", Input::Arguments, Output::Result);
+            accumulator.merge_batch(&read).unwrap();
+            prop_assert_eq!(accumulator.evaluate().unwrap(), merged.clone(), "{} after Parquet", spec.function);
+        }
+    }
+}
+
+#[test]
+fn sketch_results_are_values_not_nulls() {
+    // Guards the properties above against comparing nulls with nulls.
+    let rows: Vec<Row> = (0..9)
+        .map(|i| {
+            (
+                Some(i % 4),
+                Some(f64::from(i as i32)),
+                Some(format!("{}", i % 3)),
+                None,
+            )
+        })
+        .collect();
+    let expected = [
+        ("approx_percentile", ScalarValue::Float64(Some(4.0))),
+        ("approx_count_distinct", ScalarValue::Int64(Some(4))),
+    ];
+    for (function, value) in expected {
+        let spec = specs()
+            .into_iter()
+            .find(|s| s.function == function)
+            .unwrap();
+        assert_eq!(
+            result_of(&spec.implementation(), &spec.columns(&rows)).unwrap(),
+            value,
+            "{function}"
+        );
+    }
+}
