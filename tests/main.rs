@@ -5,6 +5,7 @@ mod common;
 mod definitions;
 mod differential;
 mod errors;
+mod hostile_states;
 mod slt;
 mod smoke;
 mod states;

@@ -59,7 +59,7 @@ impl<F: StateFactory> StateAccumulator<F> {
 
     fn merge_states(&mut self, columns: &[ArrayRef]) -> Result<()> {
         for row in 0..columns.first().map_or(0, |c| c.len()) {
-            let other = self.factory.decode(columns, row)?;
+            let other = crate::function::decode_state(&self.factory, columns, row)?;
             self.state.merge(&other)?;
         }
         Ok(())

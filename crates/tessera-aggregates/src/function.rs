@@ -246,7 +246,7 @@ impl<F: StateFactory> AggregateImplementation for F {
         let typed_null = ScalarValue::try_from(&result_type)?;
         let results = (0..rows)
             .map(|row| {
-                let value = self.decode(columns, row)?.evaluate()?;
+                let value = decode_state(self, columns, row)?.evaluate()?;
                 match value {
                     ScalarValue::Null => Ok(typed_null.clone()),
                     value if value.data_type() != result_type => value.cast_to(&result_type),
@@ -259,6 +259,26 @@ impl<F: StateFactory> AggregateImplementation for F {
         }
         ScalarValue::iter_to_array(results)
     }
+}
+
+/// Decodes row `row` of serialized states, naming the state columns in errors.
+pub(crate) fn decode_state<F: StateFactory>(
+    factory: &F,
+    columns: &[ArrayRef],
+    row: usize,
+) -> Result<F::State> {
+    factory.decode(columns, row).map_err(|e| {
+        let names: Vec<String> = factory
+            .state_fields("state")
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        datafusion::common::DataFusionError::Execution(format!(
+            "in state column(s) {} row {row}: {}",
+            names.join(", "),
+            e.strip_backtrace()
+        ))
+    })
 }
 
 struct Binder<'a> {
