@@ -10,6 +10,12 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
+# The interoperability test reads Tessera's sketches with the Apache DataSketches Python library.
+if ! python3 -c "import datasketches, pyarrow" >/dev/null 2>&1; then
+    echo "installing the Python packages the interop test needs: datasketches pyarrow" >&2
+    python3 -m pip install --quiet --disable-pip-version-check datasketches pyarrow
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast
 else

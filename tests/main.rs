@@ -6,6 +6,7 @@ mod definitions;
 mod differential;
 mod errors;
 mod hostile_states;
+mod interop;
 mod slt;
 mod smoke;
 mod states;
