@@ -361,3 +361,41 @@ fn sketch_results_are_values_not_nulls() {
         );
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// The groups accumulator (one state vector for all groups) gives every
+    /// group what a separate accumulator per group gives, and its `state` and
+    /// `convert_to_state` outputs merge back to the same results.
+    #[test]
+    fn groups_accumulator_matches_one_accumulator_per_group(
+        rows in proptest::collection::vec((row(), 0usize..4), 0..50),
+    ) {
+        use datafusion::logical_expr::EmitTo;
+        let groups: Vec<usize> = rows.iter().map(|(_, g)| *g).collect();
+        let data: Vec<Row> = rows.into_iter().map(|(r, _)| r).collect();
+        for spec in specs() {
+            let implementation = spec.implementation();
+            let all = spec.columns(&data);
+            let mut grouped = implementation.groups_accumulator("p", Input::Arguments, Output::Result);
+            grouped.update_batch(&all, &groups, None, 4).unwrap();
+            let states = grouped.state(EmitTo::All).unwrap();
+            let mut remerged = implementation.groups_accumulator("p", Input::Arguments, Output::Result);
+            remerged.merge_batch(&states, &[0, 1, 2, 3], 4).unwrap();
+            let from_states = remerged.evaluate(EmitTo::All).unwrap();
+            let mut converted = implementation.groups_accumulator("p", Input::Arguments, Output::Result);
+            let per_row = converted.convert_to_state(&all, None).unwrap();
+            converted.merge_batch(&per_row, &groups, 4).unwrap();
+            let from_rows = converted.evaluate(EmitTo::All).unwrap();
+            for group in 0..4 {
+                let members: Vec<Row> = data.iter().zip(&groups).filter(|(_, g)| **g == group).map(|(r, _)| r.clone()).collect();
+                let expected = result_of(&implementation, &spec.columns(&members)).unwrap();
+                for (label, results) in [("state", &from_states), ("convert_to_state", &from_rows)] {
+                    let actual = ScalarValue::try_from_array(results, group).unwrap();
+                    prop_assert!(agree(spec.check, &expected, &actual), "{} via {label}, group {group}: {expected:?} vs {actual:?}", spec.function);
+                }
+            }
+        }
+    }
+}

@@ -19,9 +19,10 @@ use crate::functions::{
     SumFactory, TopKFactory, VarianceFactory, VectorFactory,
 };
 use datafusion::arrow::array::ArrayRef;
-use datafusion::logical_expr::Accumulator;
+use datafusion::logical_expr::{Accumulator, GroupsAccumulator};
 
 use crate::accumulator::{Input, Output, StateAccumulator};
+use crate::groups_accumulator::StateGroupsAccumulator;
 use crate::sliding::SlidingAggregate;
 use crate::state::{PartialState, SlidingState, StateFactory};
 
@@ -222,6 +223,13 @@ pub trait AggregateImplementation: Send + Sync + fmt::Debug {
     fn sliding(&self) -> Box<dyn SlidingAggregate>;
     /// A DataFusion accumulator reading `input` and producing `output`.
     fn accumulator(&self, name: &str, input: Input, output: Output) -> Box<dyn Accumulator>;
+    /// The same for many groups at once.
+    fn groups_accumulator(
+        &self,
+        name: &str,
+        input: Input,
+        output: Output,
+    ) -> Box<dyn GroupsAccumulator>;
     /// The state columns, named after `name`.
     fn state_fields(&self, name: &str) -> Vec<FieldRef>;
     /// The results of `rows` serialized states.
@@ -235,6 +243,20 @@ impl<F: StateFactory> AggregateImplementation for F {
 
     fn accumulator(&self, name: &str, input: Input, output: Output) -> Box<dyn Accumulator> {
         Box::new(StateAccumulator::new(self.clone(), name, input, output))
+    }
+
+    fn groups_accumulator(
+        &self,
+        name: &str,
+        input: Input,
+        output: Output,
+    ) -> Box<dyn GroupsAccumulator> {
+        Box::new(StateGroupsAccumulator::new(
+            self.clone(),
+            name,
+            input,
+            output,
+        ))
     }
 
     fn state_fields(&self, name: &str) -> Vec<FieldRef> {

@@ -9,6 +9,7 @@
 mod accumulator;
 mod function;
 pub mod functions;
+mod groups_accumulator;
 mod sliding;
 mod sql_functions;
 mod state;
@@ -18,6 +19,7 @@ pub use function::{
     AggregateImplementation, AggregateKind, Argument, BoundAggregate, FUNCTIONS, Parameters,
     ValueFamily,
 };
+pub use groups_accumulator::StateGroupsAccumulator;
 pub use sliding::SlidingAggregate;
 pub use sql_functions::{FinalFunction, SqlForm, TesseraAggregate, sql_functions};
 pub use state::{PartialState, SlidingState, StateFactory};

@@ -27,7 +27,7 @@ use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, ReturnFieldArgs,
+    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, GroupsAccumulator, ReturnFieldArgs,
     ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::physical_expr::PhysicalExpr;
@@ -251,6 +251,26 @@ impl TesseraAggregate {
     }
 }
 
+impl TesseraAggregate {
+    /// Binds a call with its constants, and what its accumulators read and produce.
+    fn bind_call(&self, args: &AccumulatorArgs) -> Result<(BoundAggregate, Input, Output)> {
+        let arguments = literal_arguments(args.exprs, args.expr_fields);
+        let bound = self.bind(&arguments)?;
+        if self.form == SqlForm::Aggregate && bound.parameters.return_total_weight {
+            return plan_err!(
+                "{}: return_total_weight = true is available in feature definitions; in SQL use approx_top_k_state and approx_top_k_final(state, k, true)",
+                self.name
+            );
+        }
+        let (input, output) = match self.form {
+            SqlForm::Aggregate => (Input::Arguments, Output::Result),
+            SqlForm::State => (Input::Arguments, Output::State),
+            SqlForm::Merge => (Input::States, Output::State),
+        };
+        Ok((bound, input, output))
+    }
+}
+
 impl AggregateUDFImpl for TesseraAggregate {
     fn name(&self) -> &str {
         &self.name
@@ -288,23 +308,25 @@ impl AggregateUDFImpl for TesseraAggregate {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let arguments = literal_arguments(args.exprs, args.expr_fields);
-        let bound = self.bind(&arguments)?;
-        if self.form == SqlForm::Aggregate && bound.parameters.return_total_weight {
-            return plan_err!(
-                "{}: return_total_weight = true is available in feature definitions; in SQL use approx_top_k_state and approx_top_k_final(state, k, true)",
-                self.name
-            );
-        }
-        let (input, output) = match self.form {
-            SqlForm::Aggregate => (Input::Arguments, Output::Result),
-            SqlForm::State => (Input::Arguments, Output::State),
-            SqlForm::Merge => (Input::States, Output::State),
-        };
+        let (bound, input, output) = self.bind_call(&args)?;
         // Struct states are named after the function, so `_state` and `_merge` agree.
         Ok(bound
             .implementation()?
             .accumulator(self.kind.name(), input, output))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        let (bound, input, output) = self.bind_call(&args)?;
+        Ok(bound
+            .implementation()?
+            .groups_accumulator(self.kind.name(), input, output))
     }
 
     /// The function's own state columns (see each function's factory for what they hold).
