@@ -1,24 +1,40 @@
-//! Sliding kernels: one function over a time-ordered FIFO window of one key's events.
+//! Sliding kernels: one function over time-ordered windows of one key's events.
 //!
 //! The point-in-time sweep hands a kernel every event of a key (sorted by
-//! time) with [`SlidingAggregate::load`], then moves the window over them
-//! with `push` / `pop` and asks for the current value with `emit` once per
-//! spine row. Every function slides the same way, through its partial state
-//! ([`SlidingState`](crate::state::SlidingState)).
+//! time) with [`SlidingAggregate::load`], optionally grouped into buckets,
+//! then moves the window's parts over them with `push` / `pop` and asks for
+//! the current value with `emit` once per spine row. Every function slides
+//! the same way, through its partial state ([`SlidingState`](crate::SlidingState)).
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray};
 use datafusion::common::Result;
 
+/// A part of a window, by where its items come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Part {
+    /// Raw events at the old end of the window (partial bucket of exact windows).
+    Tail = 0,
+    /// Whole buckets, as states built from the events.
+    Buckets = 1,
+    /// Raw events at the new end of the window.
+    Head = 2,
+}
+
 /// One aggregate over a sliding window of one key's events.
 pub trait SlidingAggregate: Send {
     /// Replaces the events with those of a new key (time-ordered): the
-    /// function's argument columns, none for `count(*)`. Empties the window.
-    fn load(&mut self, arguments: &[ArrayRef]) -> Result<()>;
-    /// Adds event `index` (of the loaded events) as the newest in the window.
-    fn push(&mut self, index: usize);
-    /// Removes the oldest event from the window.
-    fn pop(&mut self);
-    /// Appends the window's current result to the output.
+    /// function's argument columns (none for `count(*)`), and the boundaries
+    /// of the runs of events that form the buckets the [`Part::Buckets`]
+    /// items are built from (`[b0, b1, …, bn]`, event indices; empty when no
+    /// part reads buckets). Empties every part.
+    fn load(&mut self, arguments: &[ArrayRef], bucket_bounds: &[usize]) -> Result<()>;
+    /// How many bucket states the last `load` built.
+    fn bucket_count(&self) -> usize;
+    /// Adds item `index` (an event, or a bucket for [`Part::Buckets`]) as the newest of `part`.
+    fn push(&mut self, part: Part, index: usize);
+    /// Removes the oldest item of `part`.
+    fn pop(&mut self, part: Part);
+    /// Appends the window's current result (all parts merged) to the output.
     fn emit(&mut self);
     /// Appends a null (a spine row without a time).
     fn emit_null(&mut self);

@@ -1,5 +1,5 @@
 //! The partial-state contract every function implements, and the sliding
-//! window built on it.
+//! windows built on it.
 //!
 //! A [`PartialState`] is what a bucket, a tile row or a window holds before
 //! the final result: it folds input rows in, merges with another state of the
@@ -9,19 +9,22 @@
 //! names the state fields and decodes serialized states — validating them,
 //! since they may come from corrupt or hostile files.
 //!
-//! [`SlidingState`] slides any such state over a FIFO window of one key's
-//! events with the two-stacks algorithm: the back stack holds event *rows*
-//! and one running state, the front stack holds cumulative states, so a
-//! state is cloned once per event at most (when the stacks flip), merges
-//! never subtract, and every function — sketches included — slides in
-//! amortised O(1) merges per event.
+//! [`SlidingState`] slides any such state over one key's events. A window is
+//! made of up to three [`Part`]s — raw events at its tail, bucket states in
+//! its body, raw events at its head — each a FIFO window of its own items run
+//! with the two-stacks algorithm: the back stack holds item indices and one
+//! running state, the front stack holds cumulative states. Merges never
+//! subtract, so floating-point sums do not drift and sketches slide in
+//! amortised O(1) merges per item; with bucket states the window holds one
+//! state per bucket rather than per event.
+
+use std::fmt::Debug;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray, BooleanBufferBuilder};
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{Result, ScalarValue};
-use std::fmt::Debug;
 
-use crate::sliding::SlidingAggregate;
+use crate::sliding::{Part, SlidingAggregate};
 
 /// A mergeable, serializable partial aggregate.
 pub trait PartialState: Clone + Send + Sync + Debug + 'static {
@@ -54,17 +57,56 @@ pub trait StateFactory: Clone + Send + Sync + Debug + 'static {
     fn result_type(&self) -> DataType;
 }
 
+/// One part of a window: a FIFO of items (event rows or bucket states) in two stacks.
+#[derive(Debug, Clone)]
+struct TwoStacks<S> {
+    /// Oldest items on top; each entry aggregates itself and every newer front item.
+    front: Vec<S>,
+    /// Indices of the newer items, in arrival order, and their running state.
+    back_items: Vec<usize>,
+    back: S,
+}
+
+impl<S: PartialState> TwoStacks<S> {
+    fn new(empty: S) -> Self {
+        Self {
+            front: Vec::new(),
+            back_items: Vec::new(),
+            back: empty,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.front.is_empty() && self.back_items.is_empty()
+    }
+}
+
+/// Where a part's items come from.
+#[derive(Debug)]
+struct Items<'a, S> {
+    arguments: &'a [ArrayRef],
+    buckets: &'a [S],
+}
+
+impl<S: PartialState> Items<'_, S> {
+    fn fold(&self, part: Part, state: &mut S, index: usize) -> Result<()> {
+        match part {
+            Part::Buckets => state.merge(&self.buckets[index]),
+            Part::Tail | Part::Head => state.update(self.arguments, index),
+        }
+    }
+}
+
 /// A [`SlidingAggregate`] for any [`StateFactory`].
 #[derive(Debug)]
 pub struct SlidingState<F: StateFactory> {
     factory: F,
     /// The argument columns of the loaded key's events.
     arguments: Vec<ArrayRef>,
-    /// Oldest events on top; each entry aggregates itself and every newer front event.
-    front: Vec<F::State>,
-    /// Rows of the newer events, in arrival order, and their running state.
-    back_rows: Vec<usize>,
-    back: F::State,
+    /// The loaded key's bucket states, one per run of events given to `load`.
+    buckets: Vec<F::State>,
+    /// The tail, bucket and head parts, indexed by [`Part`].
+    parts: [TwoStacks<F::State>; 3],
     output: Vec<ScalarValue>,
     empty: BooleanBufferBuilder,
     /// The first error met while sliding, reported by `finish`.
@@ -74,13 +116,12 @@ pub struct SlidingState<F: StateFactory> {
 impl<F: StateFactory> SlidingState<F> {
     /// An empty window of `factory`'s states.
     pub fn new(factory: F) -> Self {
-        let back = factory.empty();
+        let parts = [(); 3].map(|_| TwoStacks::new(factory.empty()));
         Self {
             factory,
             arguments: Vec::new(),
-            front: Vec::new(),
-            back_rows: Vec::new(),
-            back,
+            buckets: Vec::new(),
+            parts,
             output: Vec::new(),
             empty: BooleanBufferBuilder::new(0),
             error: None,
@@ -93,50 +134,85 @@ impl<F: StateFactory> SlidingState<F> {
         }
     }
 
-    /// Moves the back stack onto the front, newest first, accumulating.
-    fn flip(&mut self) -> Result<()> {
-        let mut running = self.factory.empty();
-        for &row in self.back_rows.iter().rev() {
-            running.update(&self.arguments, row)?;
-            self.front.push(running.clone());
+    fn items(&self) -> Items<'_, F::State> {
+        Items {
+            arguments: &self.arguments,
+            buckets: &self.buckets,
         }
-        self.back_rows.clear();
-        self.back = self.factory.empty();
+    }
+
+    /// Moves a part's back stack onto its front, newest first, accumulating.
+    fn flip(&mut self, part: Part) -> Result<()> {
+        let mut running = self.factory.empty();
+        let mut front = Vec::with_capacity(self.parts[part as usize].back_items.len());
+        for &item in self.parts[part as usize].back_items.iter().rev() {
+            self.items().fold(part, &mut running, item)?;
+            front.push(running.clone());
+        }
+        let stacks = &mut self.parts[part as usize];
+        stacks.front = front;
+        stacks.back_items.clear();
+        stacks.back = self.factory.empty();
         Ok(())
     }
 
+    /// The merged state of every part.
     fn current(&self) -> Result<F::State> {
-        let mut state = self
-            .front
-            .last()
-            .cloned()
-            .unwrap_or_else(|| self.factory.empty());
-        state.merge(&self.back)?;
+        let mut state = self.factory.empty();
+        for stacks in self.parts.iter().filter(|p| !p.is_empty()) {
+            if let Some(oldest) = stacks.front.last() {
+                state.merge(oldest)?;
+            }
+            if !stacks.back_items.is_empty() {
+                state.merge(&stacks.back)?;
+            }
+        }
         Ok(state)
+    }
+
+    fn bucket_states(&self, bounds: &[usize]) -> Result<Vec<F::State>> {
+        bounds
+            .windows(2)
+            .map(|run| {
+                let mut state = self.factory.empty();
+                for row in run[0]..run[1] {
+                    state.update(&self.arguments, row)?;
+                }
+                Ok(state)
+            })
+            .collect()
     }
 }
 
 impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
-    fn load(&mut self, arguments: &[ArrayRef]) -> Result<()> {
+    fn load(&mut self, arguments: &[ArrayRef], bucket_bounds: &[usize]) -> Result<()> {
         self.arguments = arguments.to_vec();
-        self.front.clear();
-        self.back_rows.clear();
-        self.back = self.factory.empty();
+        self.buckets = self.bucket_states(bucket_bounds)?;
+        for stacks in &mut self.parts {
+            *stacks = TwoStacks::new(self.factory.empty());
+        }
         Ok(())
     }
 
-    fn push(&mut self, index: usize) {
-        let outcome = self.back.update(&self.arguments, index);
-        self.back_rows.push(index);
+    fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    fn push(&mut self, part: Part, index: usize) {
+        let mut back = std::mem::replace(&mut self.parts[part as usize].back, self.factory.empty());
+        let outcome = self.items().fold(part, &mut back, index);
+        let stacks = &mut self.parts[part as usize];
+        stacks.back = back;
+        stacks.back_items.push(index);
         self.record(outcome);
     }
 
-    fn pop(&mut self) {
-        if self.front.is_empty() {
-            let outcome = self.flip();
+    fn pop(&mut self, part: Part) {
+        if self.parts[part as usize].front.is_empty() {
+            let outcome = self.flip(part);
             self.record(outcome);
         }
-        self.front.pop();
+        self.parts[part as usize].front.pop();
     }
 
     fn emit(&mut self) {

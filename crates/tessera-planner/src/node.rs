@@ -73,21 +73,64 @@ pub struct StagePlan {
     pub features: Vec<FeaturePlan>,
 }
 
+/// Where a window's events come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WindowSource {
+    /// Raw events in the window's range (exact and aligned semantics).
+    RawEvents,
+    /// Complete buckets, as states built from raw events (bucketed semantics).
+    Buckets,
+    /// Buckets before `max(floor_b(t - w), floor_b(t - d))`, raw events from
+    /// there to `t` (bucketed semantics with a continuous buffer `d`; the
+    /// result is the aligned set).
+    BufferedBuckets(Duration),
+}
+
 /// Which events each row sees and where they come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SemanticsPlan {
     /// The semantics chosen by the options.
     pub requested: WindowSemantics,
-    /// The continuous buffer, for bucketed queries.
-    pub continuous_buffer: Option<Duration>,
     /// The set of events each row sees (bucketed with a buffer is aligned).
     pub effective: WindowSemantics,
+    /// Where every window's events come from.
+    pub source: WindowSource,
+}
+
+impl SemanticsPlan {
+    /// The plan the options choose.
+    pub fn from_options(options: &crate::options::TesseraOptions) -> Self {
+        let requested = options.semantics();
+        let source = match (requested, options.continuous_buffer_duration) {
+            (WindowSemantics::Bucketed, Some(buffer)) => WindowSource::BufferedBuckets(buffer),
+            (WindowSemantics::Bucketed, None) => WindowSource::Buckets,
+            _ => WindowSource::RawEvents,
+        };
+        Self {
+            requested,
+            effective: options.effective_semantics(),
+            source,
+        }
+    }
+
+    /// How a window is computed, for EXPLAIN (its grid is shown beside it).
+    pub fn describe_source(&self) -> String {
+        match self.source {
+            WindowSource::RawEvents => "raw events".to_string(),
+            WindowSource::Buckets => "buckets built from raw events".to_string(),
+            WindowSource::BufferedBuckets(buffer) => {
+                format!(
+                    "raw events after floor_b(t - {buffer}), buckets built from raw events before"
+                )
+            }
+        }
+    }
 }
 
 impl fmt::Display for SemanticsPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.continuous_buffer {
-            Some(buffer) if self.requested == WindowSemantics::Bucketed => {
+        match self.source {
+            WindowSource::BufferedBuckets(buffer) => {
                 write!(
                     f,
                     "bucketed with continuous buffer {buffer} (= {})",
@@ -155,8 +198,12 @@ pub fn fmt_stages(
                 first = false;
                 write!(
                     f,
-                    "{} = {} over {} grid {} from raw events",
-                    window.column, feature.call, window.window, window.grid
+                    "{} = {} over {} grid {} from {}",
+                    window.column,
+                    feature.call,
+                    window.window,
+                    window.grid,
+                    semantics.describe_source()
                 )?;
             }
         }

@@ -134,11 +134,7 @@ pub fn plan_training_set(
         fields,
         spine_schema.metadata().clone(),
     )?);
-    let semantics = SemanticsPlan {
-        requested: options.semantics(),
-        continuous_buffer: options.continuous_buffer_duration,
-        effective: options.effective_semantics(),
-    };
+    let semantics = SemanticsPlan::from_options(options);
     let node = PointInTimeNode {
         inputs,
         time_column: time_column.to_string(),

@@ -35,13 +35,13 @@ use datafusion::physical_plan::metrics::{
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::StreamExt;
-use tessera_aggregates::SlidingAggregate;
-use tessera_time::{Grid, WindowLength, WindowSemantics};
+use tessera_aggregates::{Part, SlidingAggregate};
+use tessera_time::{EventRange, Grid, WindowLength, WindowSemantics};
 
 use super::time::{non_null_micros, to_micros};
 use crate::node::{
-    EVENT_TIME_COLUMN, SemanticsPlan, StagePlan, event_argument_column, event_key_column,
-    fmt_stages,
+    EVENT_TIME_COLUMN, SemanticsPlan, StagePlan, WindowSource, event_argument_column,
+    event_key_column, fmt_stages,
 };
 
 /// Keys and times sort ascending with nulls first on both sides, so that the
@@ -297,7 +297,7 @@ impl ExecutionPlan for PointInTimeExec {
             },
             converter,
             layout: Arc::clone(&self.layout),
-            windows: build_windows(&self.stage, self.semantics.effective)?,
+            windows: build_windows(&self.stage, self.semantics)?,
             current_key: None,
             key_times: Vec::new(),
             stats: SweepMetrics::new(&self.metrics, partition),
@@ -325,6 +325,7 @@ struct SweepMetrics {
     baseline: BaselineMetrics,
     events: Count,
     keys: Count,
+    buckets: Count,
 }
 
 impl SweepMetrics {
@@ -333,25 +334,62 @@ impl SweepMetrics {
             baseline: BaselineMetrics::new(metrics, partition),
             events: MetricBuilder::new(metrics).counter("events_matched", partition),
             keys: MetricBuilder::new(metrics).counter("spine_keys", partition),
+            buckets: MetricBuilder::new(metrics).counter("buckets_built", partition),
         }
     }
 }
 
-/// One requested window: its sliding aggregate and where it stands in the key's events.
-struct WindowCursor {
-    feature: usize,
-    window: WindowLength,
-    grid: Grid,
-    semantics: WindowSemantics,
-    aggregate: Box<dyn SlidingAggregate>,
-    result_type: datafusion::arrow::datatypes::DataType,
-    default: Option<datafusion::common::ScalarValue>,
-    /// Events `[oldest, next)` are in the window.
+/// Where one part of a window stands in its items: items `[oldest, next)` are in it.
+#[derive(Debug, Default, Clone, Copy)]
+struct PartCursor {
     oldest: usize,
     next: usize,
 }
 
-fn build_windows(stage: &StagePlan, semantics: WindowSemantics) -> Result<Vec<WindowCursor>> {
+impl PartCursor {
+    /// Slides the part over `times` (item times, ascending) to `[start, end)`.
+    /// Both bounds only move forward as the spine time advances.
+    fn slide(
+        &mut self,
+        aggregate: &mut dyn SlidingAggregate,
+        part: Part,
+        times: &[i64],
+        range: EventRange,
+    ) {
+        if let Some(start) = range.start {
+            while self.oldest < self.next && times[self.oldest] < start {
+                aggregate.pop(part);
+                self.oldest += 1;
+            }
+            if self.oldest == self.next {
+                // Nothing is in the part: skip the items before it without touching the state.
+                self.next += times[self.next..].partition_point(|&ts| ts < start);
+                self.oldest = self.next;
+            }
+        }
+        while self.next < times.len() && times[self.next] < range.end {
+            aggregate.push(part, self.next);
+            self.next += 1;
+        }
+    }
+}
+
+/// One requested window: its sliding aggregate and where its parts stand.
+struct WindowCursor {
+    feature: usize,
+    window: WindowLength,
+    grid: Grid,
+    semantics: SemanticsPlan,
+    aggregate: Box<dyn SlidingAggregate>,
+    result_type: datafusion::arrow::datatypes::DataType,
+    default: Option<datafusion::common::ScalarValue>,
+    /// Start times of the loaded key's non-empty buckets on this window's grid.
+    bucket_starts: Vec<i64>,
+    buckets: PartCursor,
+    head: PartCursor,
+}
+
+fn build_windows(stage: &StagePlan, semantics: SemanticsPlan) -> Result<Vec<WindowCursor>> {
     let mut windows = Vec::new();
     for (feature_index, feature) in stage.features.iter().enumerate() {
         for window in &feature.windows {
@@ -363,8 +401,9 @@ fn build_windows(stage: &StagePlan, semantics: WindowSemantics) -> Result<Vec<Wi
                 aggregate: feature.aggregate.implementation()?.sliding(),
                 result_type: feature.aggregate.result_type.clone(),
                 default: feature.default.clone(),
-                oldest: 0,
-                next: 0,
+                bucket_starts: Vec::new(),
+                buckets: PartCursor::default(),
+                head: PartCursor::default(),
             });
         }
     }
@@ -372,25 +411,69 @@ fn build_windows(stage: &StagePlan, semantics: WindowSemantics) -> Result<Vec<Wi
 }
 
 impl WindowCursor {
-    /// Slides the window to the events row time `t` sees and emits its value.
+    fn uses_buckets(&self) -> bool {
+        self.semantics.source != WindowSource::RawEvents
+    }
+
+    /// Loads a key's events, grouping them into this window's buckets when its source uses buckets.
+    fn load(&mut self, arguments: &[ArrayRef], times: &[i64]) -> Result<usize> {
+        let mut bounds = Vec::new();
+        self.bucket_starts.clear();
+        if self.uses_buckets() {
+            let mut previous = None;
+            for (row, &ts) in times.iter().enumerate() {
+                let index = self.grid.index(ts);
+                if previous != Some(index) {
+                    bounds.push(row);
+                    self.bucket_starts.push(self.grid.bucket_start(index));
+                    previous = Some(index);
+                }
+            }
+            bounds.push(times.len());
+        }
+        self.aggregate.load(arguments, &bounds)?;
+        self.buckets = PartCursor::default();
+        self.head = PartCursor::default();
+        Ok(self.aggregate.bucket_count())
+    }
+
+    /// Slides the window's parts to what row time `t` sees and emits its value.
     fn emit_at(&mut self, t: i64, times: &[i64]) {
-        let range = self.semantics.event_range(self.window, &self.grid, t);
-        if let Some(start) = range.start {
-            while self.oldest < self.next && times[self.oldest] < start {
-                self.aggregate.pop();
-                self.oldest += 1;
+        let aggregate = self.aggregate.as_mut();
+        match self.semantics.source {
+            WindowSource::RawEvents => {
+                let range = self
+                    .semantics
+                    .effective
+                    .event_range(self.window, &self.grid, t);
+                self.head.slide(aggregate, Part::Head, times, range);
             }
-            if self.oldest == self.next {
-                // Nothing is in the window: skip the events before it without touching the state.
-                self.next += times[self.next..].partition_point(|&ts| ts < start);
-                self.oldest = self.next;
+            WindowSource::Buckets => {
+                let range = WindowSemantics::Bucketed.event_range(self.window, &self.grid, t);
+                self.buckets
+                    .slide(aggregate, Part::Buckets, &self.bucket_starts, range);
+            }
+            WindowSource::BufferedBuckets(buffer) => {
+                // [floor(t - w), t] split at the buffer: buckets before it, raw events after.
+                let aligned = WindowSemantics::Aligned.event_range(self.window, &self.grid, t);
+                let buffer_start = self.grid.floor(t.saturating_sub(buffer.micros()));
+                let split = aligned
+                    .start
+                    .map_or(buffer_start, |start| start.max(buffer_start));
+                let body = EventRange {
+                    start: aligned.start,
+                    end: split,
+                };
+                self.buckets
+                    .slide(aggregate, Part::Buckets, &self.bucket_starts, body);
+                let head = EventRange {
+                    start: Some(split),
+                    end: aligned.end,
+                };
+                self.head.slide(aggregate, Part::Head, times, head);
             }
         }
-        while self.next < times.len() && times[self.next] < range.end {
-            self.aggregate.push(self.next);
-            self.next += 1;
-        }
-        self.aggregate.emit();
+        aggregate.emit();
     }
 
     /// The finished output column of one spine batch, with defaults applied.
@@ -474,9 +557,8 @@ impl Sweep {
                 .iter()
                 .map(|&i| Arc::clone(events.column(i)))
                 .collect();
-            window.aggregate.load(&arguments)?;
-            window.oldest = 0;
-            window.next = 0;
+            let buckets = window.load(&arguments, &self.key_times)?;
+            self.stats.buckets.add(buckets);
         }
         self.current_key = Some(key.owned());
         self.stats.keys.add(1);
