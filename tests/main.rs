@@ -2,6 +2,7 @@
 //! the test build links DataFusion once.
 
 mod common;
+mod compare;
 mod definitions;
 mod differential;
 mod errors;

@@ -1,5 +1,6 @@
 //! The `tessera` command line: run SQL with feature DDL, or the demo.
 
+mod compare;
 mod demo;
 mod sql;
 
@@ -30,6 +31,8 @@ enum Command {
     },
     /// Generate a transactions data set, define features and build a training set.
     Demo(demo::DemoArgs),
+    /// Run one training set under several option sets and compare the answers and times.
+    Compare(compare::CompareArgs),
 }
 
 #[tokio::main]
@@ -52,6 +55,7 @@ async fn main() -> ExitCode {
         } => sql::run_script(&ctx, &text).await,
         Command::Sql { .. } => sql::repl(&ctx).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
+        Command::Compare(args) => compare::run(&ctx, args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,7 @@
 
 mod api;
 mod binding;
+mod compare;
 pub mod exec;
 mod extension_planner;
 mod node;
@@ -18,6 +19,7 @@ mod training_set;
 
 pub use api::{TrainingSet, define_feature};
 pub use binding::BoundFeature;
+pub use compare::{ColumnComparison, PlanComparison, PlanVariant, VariantRun, compare_plans};
 pub use extension_planner::{PointInTimePlanner, TesseraQueryPlanner};
 pub use node::{FeaturePlan, PointInTimeNode, SemanticsPlan, StagePlan, WindowPlan};
 pub use options::{CoverageFallback, TesseraOptions};
