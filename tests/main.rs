@@ -3,6 +3,7 @@
 
 mod common;
 mod compare;
+mod configurations;
 mod definitions;
 mod differential;
 mod errors;
