@@ -101,6 +101,7 @@ const FUNCTIONS: [(&str, Option<&str>, &[&str]); 27] = [
     ("approx_percentile", Some("i"), &["0.9"]),
 ];
 
+#[derive(Clone)]
 struct Case {
     bucket: i64,
     origin: i64,
@@ -822,4 +823,65 @@ async fn every_cell_matches_the_brute_force_spec() {
         tally.misses * 100 <= tally.cells,
         "more than 1% of sketch cells outside their bound: {tally:?}"
     );
+}
+
+/// Training sets under every option set, as one batch each.
+async fn every_semantics(case: &Case, ctx: &SessionContext) -> Vec<RecordBatch> {
+    let mut results = Vec::new();
+    for options in [
+        options_for(Semantics::Exact, false),
+        options_for(Semantics::Aligned, false),
+        options_for(Semantics::Bucketed, false),
+        options_for(Semantics::Bucketed, true),
+    ] {
+        let mut training_set =
+            TrainingSet::new(ctx.table("spine").await.unwrap(), "t").options(options);
+        for feature in &case.features {
+            training_set = training_set.feature(&feature.name);
+        }
+        let frame = training_set.build().unwrap();
+        let schema = frame.schema().inner().clone();
+        results.push(concat_batches(&schema, &frame.collect().await.unwrap()).unwrap());
+    }
+    results
+}
+
+/// No semantics ever sees an event with `ts > t`: planting extreme events
+/// just after every key's latest spine time changes no output at all.
+#[tokio::test]
+async fn planted_future_events_change_nothing() {
+    for seed in 100..120u64 {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let case = random_case(&mut rng);
+        let before = every_semantics(&case, &register_case(&case, 2, 2).await).await;
+
+        let mut planted = case.clone();
+        for row in &case.spine {
+            let latest = case
+                .spine
+                .iter()
+                .filter(|r| r.k1 == row.k1)
+                .filter_map(|r| r.t)
+                .max();
+            let (Some(k1), Some(latest)) = (row.k1, latest) else {
+                continue;
+            };
+            for later in [1, 3_600_000_000, 400 * DAY] {
+                planted.events.push(Event {
+                    k1: Some(k1 as i32),
+                    k2: row.k2,
+                    ts: Some(latest + later),
+                    int_value: Some(999_999),
+                    float_value: Some(1e12),
+                    text_value: Some("zzz-future".to_string()),
+                    vector: Some([Some(1e6); 3]),
+                });
+            }
+        }
+        let after = every_semantics(&planted, &register_case(&planted, 3, 2).await).await;
+        assert_eq!(
+            before, after,
+            "seed {seed}: an event after t changed a result"
+        );
+    }
 }

@@ -21,13 +21,21 @@ pub enum Part {
 }
 
 /// One aggregate over a sliding window of one key's events.
-pub trait SlidingAggregate: Send {
+pub trait SlidingAggregate: Send + std::any::Any {
     /// Replaces the events with those of a new key (time-ordered): the
     /// function's argument columns (none for `count(*)`), and the boundaries
     /// of the runs of events that form the buckets the [`Part::Buckets`]
     /// items are built from (`[b0, b1, …, bn]`, event indices; empty when no
     /// part reads buckets). Empties every part.
     fn load(&mut self, arguments: &[ArrayRef], bucket_bounds: &[usize]) -> Result<()>;
+    /// Like [`Self::load`], but takes the bucket states `other` built for the
+    /// same key and grid instead of building them again. Fails when `other`
+    /// is a different function.
+    fn load_sharing_buckets(
+        &mut self,
+        arguments: &[ArrayRef],
+        other: &dyn SlidingAggregate,
+    ) -> Result<()>;
     /// How many bucket states the last `load` built.
     fn bucket_count(&self) -> usize;
     /// Adds item `index` (an event, or a bucket for [`Part::Buckets`]) as the newest of `part`.

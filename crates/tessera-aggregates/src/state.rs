@@ -19,6 +19,7 @@
 //! state per bucket rather than per event.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray, BooleanBufferBuilder};
 use datafusion::arrow::datatypes::{DataType, FieldRef};
@@ -103,8 +104,9 @@ pub struct SlidingState<F: StateFactory> {
     factory: F,
     /// The argument columns of the loaded key's events.
     arguments: Vec<ArrayRef>,
-    /// The loaded key's bucket states, one per run of events given to `load`.
-    buckets: Vec<F::State>,
+    /// The loaded key's bucket states, one per run of events given to `load`;
+    /// shared with windows of the same function on the same grid.
+    buckets: Arc<Vec<F::State>>,
     /// The tail, bucket and head parts, indexed by [`Part`].
     parts: [TwoStacks<F::State>; 3],
     output: Vec<ScalarValue>,
@@ -120,7 +122,7 @@ impl<F: StateFactory> SlidingState<F> {
         Self {
             factory,
             arguments: Vec::new(),
-            buckets: Vec::new(),
+            buckets: Arc::new(Vec::new()),
             parts,
             output: Vec::new(),
             empty: BooleanBufferBuilder::new(0),
@@ -131,6 +133,12 @@ impl<F: StateFactory> SlidingState<F> {
     fn record(&mut self, outcome: Result<()>) {
         if let Err(e) = outcome {
             self.error.get_or_insert(e);
+        }
+    }
+
+    fn reset_parts(&mut self) {
+        for stacks in &mut self.parts {
+            *stacks = TwoStacks::new(self.factory.empty());
         }
     }
 
@@ -187,10 +195,24 @@ impl<F: StateFactory> SlidingState<F> {
 impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
     fn load(&mut self, arguments: &[ArrayRef], bucket_bounds: &[usize]) -> Result<()> {
         self.arguments = arguments.to_vec();
-        self.buckets = self.bucket_states(bucket_bounds)?;
-        for stacks in &mut self.parts {
-            *stacks = TwoStacks::new(self.factory.empty());
-        }
+        self.buckets = Arc::new(self.bucket_states(bucket_bounds)?);
+        self.reset_parts();
+        Ok(())
+    }
+
+    fn load_sharing_buckets(
+        &mut self,
+        arguments: &[ArrayRef],
+        other: &dyn SlidingAggregate,
+    ) -> Result<()> {
+        let Some(other) = (other as &dyn std::any::Any).downcast_ref::<Self>() else {
+            return datafusion::common::internal_err!(
+                "bucket states can only be shared by windows of one function"
+            );
+        };
+        self.arguments = arguments.to_vec();
+        self.buckets = Arc::clone(&other.buckets);
+        self.reset_parts();
         Ok(())
     }
 

@@ -437,6 +437,16 @@ impl WindowCursor {
         Ok(self.aggregate.bucket_count())
     }
 
+    /// Loads a key's events, taking the buckets `donor` (same feature and grid) built.
+    fn load_sharing(&mut self, arguments: &[ArrayRef], donor: &WindowCursor) -> Result<()> {
+        self.bucket_starts.clone_from(&donor.bucket_starts);
+        self.aggregate
+            .load_sharing_buckets(arguments, donor.aggregate.as_ref())?;
+        self.buckets = PartCursor::default();
+        self.head = PartCursor::default();
+        Ok(())
+    }
+
     /// Slides the window's parts to what row time `t` sees and emits its value.
     fn emit_at(&mut self, t: i64, times: &[i64]) {
         let aggregate = self.aggregate.as_mut();
@@ -552,13 +562,24 @@ impl Sweep {
     async fn start_key(&mut self, key: Row<'_>) -> Result<()> {
         let events = self.events.take_key(key).await?;
         self.key_times = non_null_micros(events.column(self.layout.event_time))?;
-        for window in &mut self.windows {
+        for index in 0..self.windows.len() {
+            let (earlier, rest) = self.windows.split_at_mut(index);
+            let window = &mut rest[0];
             let arguments: Vec<ArrayRef> = self.layout.event_arguments[window.feature]
                 .iter()
                 .map(|&i| Arc::clone(events.column(i)))
                 .collect();
-            let buckets = window.load(&arguments, &self.key_times)?;
-            self.stats.buckets.add(buckets);
+            // Windows of one feature on one grid share the bucket states the first one built.
+            let donor = earlier
+                .iter()
+                .find(|w| w.feature == window.feature && w.grid == window.grid);
+            match donor.filter(|d| d.uses_buckets()) {
+                Some(donor) => window.load_sharing(&arguments, donor)?,
+                None => self
+                    .stats
+                    .buckets
+                    .add(window.load(&arguments, &self.key_times)?),
+            }
         }
         self.current_key = Some(key.owned());
         self.stats.keys.add(1);
