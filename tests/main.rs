@@ -9,6 +9,7 @@ mod differential;
 mod errors;
 mod hostile_states;
 mod interop;
+mod plans;
 mod slt;
 mod smoke;
 mod states;

@@ -1,0 +1,44 @@
+//! Physical plans pinned with insta snapshots, one per window source: raw
+//! events, buckets built from raw events, and buckets with a raw continuous
+//! buffer — including the repartitioning and sorts the optimizer adds for
+//! the sweep's declared requirements.
+
+use datafusion::physical_plan::displayable;
+use datafusion::prelude::SessionConfig;
+
+use crate::common::run;
+
+async fn physical_plan(settings: &str) -> String {
+    let ctx = tessera::new_context(SessionConfig::new().with_target_partitions(2));
+    run(
+        &ctx,
+        &format!(
+            "CREATE TABLE t (user_id INT, ts TIMESTAMP, amount DOUBLE) AS VALUES (1, TIMESTAMP '2025-03-01 10:00:00', 1.0);
+             CREATE TABLE spine (user_id INT, ts TIMESTAMP) AS VALUES (1, TIMESTAMP '2025-03-10 00:00:00');
+             CREATE WINDOWED FEATURE u.amount FROM t KEY user_id TIMESTAMP ts AGGREGATE sum(amount)
+                 WINDOWS ('1d', '30d') WITH (bucket_duration = '1d', bucket_durations = '1h: 1d');
+             {settings}"
+        ),
+    )
+    .await
+    .unwrap();
+    let frame = tessera::execute_sql(&ctx, "SELECT * FROM point_in_time('spine', 'ts', 'u.amount')").await.unwrap().remove(0);
+    let plan = frame.create_physical_plan().await.unwrap();
+    displayable(plan.as_ref()).indent(true).to_string()
+}
+
+#[tokio::test]
+async fn raw_events_plan() {
+    insta::assert_snapshot!("raw_events", physical_plan("").await);
+}
+
+#[tokio::test]
+async fn buckets_plan() {
+    insta::assert_snapshot!("buckets", physical_plan("SET tessera.use_materialized_offline_query = true;").await);
+}
+
+#[tokio::test]
+async fn buffered_buckets_plan() {
+    let settings = "SET tessera.use_materialized_offline_query = true; SET tessera.continuous_buffer_duration = '36h';";
+    insta::assert_snapshot!("buffered_buckets", physical_plan(settings).await);
+}
