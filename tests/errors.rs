@@ -75,6 +75,7 @@ fn definitions_round_trip_through_their_sql() {
         .default_value("0")
         .bucket_durations("5d", ["1d"])
         .bucket_start("2025-01-01T06:00:00Z")
+        .bucket_start_for("5d", "2025-01-02T00:00:00Z")
         .build()
         .unwrap();
     let sql = definition.to_sql();

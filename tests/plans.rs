@@ -22,7 +22,13 @@ async fn physical_plan(settings: &str) -> String {
     )
     .await
     .unwrap();
-    let frame = tessera::execute_sql(&ctx, "SELECT * FROM point_in_time('spine', 'ts', 'u.amount')").await.unwrap().remove(0);
+    let frame = tessera::execute_sql(
+        &ctx,
+        "SELECT * FROM point_in_time('spine', 'ts', 'u.amount')",
+    )
+    .await
+    .unwrap()
+    .remove(0);
     let plan = frame.create_physical_plan().await.unwrap();
     displayable(plan.as_ref()).indent(true).to_string()
 }
@@ -34,7 +40,10 @@ async fn raw_events_plan() {
 
 #[tokio::test]
 async fn buckets_plan() {
-    insta::assert_snapshot!("buckets", physical_plan("SET tessera.use_materialized_offline_query = true;").await);
+    insta::assert_snapshot!(
+        "buckets",
+        physical_plan("SET tessera.use_materialized_offline_query = true;").await
+    );
 }
 
 #[tokio::test]

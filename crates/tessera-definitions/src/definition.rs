@@ -42,6 +42,8 @@ pub struct Materialization {
     pub bucket_durations: BTreeMap<Duration, Vec<WindowLength>>,
     /// The grid origin; the Unix epoch when unset.
     pub bucket_start: Instant,
+    /// Origins for the grids of specific bucket durations (overriding `bucket_start`).
+    pub bucket_starts: BTreeMap<Duration, Instant>,
 }
 
 impl Materialization {
@@ -53,7 +55,12 @@ impl Materialization {
             .find(|(_, windows)| windows.contains(&window))
             .map(|(bucket, _)| *bucket)
             .or(self.bucket_duration)?;
-        Some(Grid::new(bucket, self.bucket_start))
+        let origin = self
+            .bucket_starts
+            .get(&bucket)
+            .copied()
+            .unwrap_or(self.bucket_start);
+        Some(Grid::new(bucket, origin))
     }
 }
 
@@ -133,6 +140,15 @@ impl FeatureDefinition {
                 quote(&format_instant(self.materialization.bucket_start))
             ));
         }
+        if !self.materialization.bucket_starts.is_empty() {
+            let starts: Vec<String> = self
+                .materialization
+                .bucket_starts
+                .iter()
+                .map(|(bucket, origin)| format!("{bucket}: {}", format_instant(*origin)))
+                .collect();
+            options.push(format!("bucket_starts = {}", quote(&starts.join("; "))));
+        }
         if !options.is_empty() {
             sql.push_str(&format!(" WITH ({})", options.join(", ")));
         }
@@ -202,6 +218,7 @@ pub struct FeatureDefinitionBuilder {
     bucket_duration: Option<String>,
     bucket_durations: Vec<(String, Vec<String>)>,
     bucket_start: Option<String>,
+    bucket_starts: Vec<(String, String)>,
 }
 
 impl FeatureDefinitionBuilder {
@@ -218,6 +235,7 @@ impl FeatureDefinitionBuilder {
             bucket_duration: None,
             bucket_durations: Vec::new(),
             bucket_start: None,
+            bucket_starts: Vec::new(),
         }
     }
 
@@ -299,6 +317,13 @@ impl FeatureDefinitionBuilder {
         self
     }
 
+    /// The origin of the grid of one bucket duration, e.g. `("1d", "2025-01-01T06:00:00Z")`.
+    pub fn bucket_start_for(mut self, bucket: &str, instant: &str) -> Self {
+        self.bucket_starts
+            .push((bucket.to_string(), instant.to_string()));
+        self
+    }
+
     /// Checks everything that needs no catalog and returns the definition.
     pub fn build(self) -> Result<FeatureDefinition> {
         let name = FeatureName::parse(&self.name)?;
@@ -334,6 +359,7 @@ impl FeatureDefinitionBuilder {
                 })
                 .transpose()?
                 .unwrap_or(0),
+            bucket_starts: parse_bucket_starts(&name, &self.bucket_starts)?,
         };
         for window in &windows {
             if materialization.grid_for(*window).is_none() {
@@ -341,6 +367,20 @@ impl FeatureDefinitionBuilder {
                     "window '{window}' of feature {name} has no bucket duration: set bucket_duration, or list the window under bucket_durations"
                 );
             }
+        }
+        let used: Vec<Duration> = windows
+            .iter()
+            .filter_map(|w| materialization.grid_for(*w))
+            .map(|g| g.bucket())
+            .collect();
+        if let Some(unused) = materialization
+            .bucket_starts
+            .keys()
+            .find(|b| !used.contains(b))
+        {
+            return plan_err!(
+                "bucket_starts of feature {name} sets an origin for '{unused}' buckets, which no window uses"
+            );
         }
         for (bucket, listed) in &materialization.bucket_durations {
             if let Some(unknown) = listed.iter().find(|w| !windows.contains(w)) {
@@ -382,6 +422,36 @@ fn parse_windows(name: &FeatureName, texts: &[String]) -> Result<Vec<WindowLengt
         windows.push(window);
     }
     Ok(windows)
+}
+
+fn parse_bucket_starts(
+    name: &FeatureName,
+    pairs: &[(String, String)],
+) -> Result<BTreeMap<Duration, Instant>> {
+    let context = format!("feature {name}: bucket_starts");
+    pairs
+        .iter()
+        .map(|(bucket, instant)| {
+            let bucket = Duration::parse(bucket).map_err(|e| plan_error(&context, e))?;
+            let origin =
+                tessera_time::parse_instant(instant).map_err(|e| plan_error(&context, e))?;
+            Ok((bucket, origin))
+        })
+        .collect()
+}
+
+/// Splits a `bucket_starts` map written as `1d: 2025-01-01T06:00:00Z; 1h: 2025-01-01T00:30:00Z`.
+pub fn split_bucket_starts(text: &str) -> Result<Vec<(String, String)>> {
+    text.split(';')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| match entry.split_once(": ") {
+            Some((bucket, instant)) => Ok((bucket.trim().to_string(), instant.trim().to_string())),
+            None => plan_err!(
+                "invalid bucket_starts entry \"{entry}\": expected <bucket>: <instant>, e.g. '1d: 2025-01-01T06:00:00Z'"
+            ),
+        })
+        .collect()
 }
 
 fn parse_bucket_duration_pairs(

@@ -14,7 +14,7 @@ mod registry;
 
 pub use definition::{
     AggregateCall, FeatureDefinition, FeatureDefinitionBuilder, Materialization,
-    format_bucket_durations, split_bucket_durations,
+    format_bucket_durations, split_bucket_durations, split_bucket_starts,
 };
 pub use name::{FeatureName, FeatureRequest, WindowSelector};
 pub use parser::{TesseraParser, TesseraStatement};

@@ -18,7 +18,10 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion::sql::sqlparser::tokenizer::Token;
 
-use crate::{FeatureDefinition, FeatureDefinitionBuilder, FeatureName, split_bucket_durations};
+use crate::{
+    FeatureDefinition, FeatureDefinitionBuilder, FeatureName, split_bucket_durations,
+    split_bucket_starts,
+};
 
 /// A statement of Tessera's SQL: feature DDL or anything DataFusion parses.
 #[derive(Debug, Clone)]
@@ -309,6 +312,11 @@ impl<'a> TesseraParser<'a> {
             builder = match option.as_str() {
                 "bucket_duration" => builder.bucket_duration(&value),
                 "bucket_start" => builder.bucket_start(&value),
+                "bucket_starts" => split_bucket_starts(&value)?
+                    .into_iter()
+                    .fold(builder, |b, (bucket, instant)| {
+                        b.bucket_start_for(&bucket, &instant)
+                    }),
                 "bucket_durations" => split_bucket_durations(&value)?
                     .into_iter()
                     .fold(builder, |b, (bucket, windows)| {
@@ -316,7 +324,7 @@ impl<'a> TesseraParser<'a> {
                     }),
                 other => {
                     return plan_err!(
-                        "feature {name}: unknown option '{other}' in WITH; expected bucket_duration, bucket_durations or bucket_start"
+                        "feature {name}: unknown option '{other}' in WITH; expected bucket_duration, bucket_durations, bucket_start or bucket_starts"
                     );
                 }
             };

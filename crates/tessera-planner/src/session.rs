@@ -179,6 +179,21 @@ fn features_table(features: &[Arc<FeatureDefinition>]) -> Result<RecordBatch> {
             "bucket_start",
             column(&|d| Some(tessera_time::format_instant(d.materialization.bucket_start))),
         ),
+        (
+            "bucket_starts",
+            column(&|d| {
+                let starts = &d.materialization.bucket_starts;
+                (!starts.is_empty()).then(|| {
+                    let entries: Vec<String> = starts
+                        .iter()
+                        .map(|(bucket, origin)| {
+                            format!("{bucket}: {}", tessera_time::format_instant(*origin))
+                        })
+                        .collect();
+                    entries.join("; ")
+                })
+            }),
+        ),
         ("filter", column(&|d| d.filter.clone())),
         ("default", column(&|d| d.default.clone())),
     ];
