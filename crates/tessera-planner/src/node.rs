@@ -76,8 +76,9 @@ pub struct StagePlan {
 /// Where a window's events come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WindowSource {
-    /// Raw events in the window's range (exact and aligned semantics).
-    RawEvents,
+    /// Exact and aligned semantics: raw events for the partial buckets at the
+    /// window's edges, bucket states built from raw events in between.
+    RawEdges,
     /// Complete buckets, as states built from raw events (bucketed semantics).
     Buckets,
     /// Buckets before `max(floor_b(t - w), floor_b(t - d))`, raw events from
@@ -104,7 +105,7 @@ impl SemanticsPlan {
         let source = match (requested, options.continuous_buffer_duration) {
             (WindowSemantics::Bucketed, Some(buffer)) => WindowSource::BufferedBuckets(buffer),
             (WindowSemantics::Bucketed, None) => WindowSource::Buckets,
-            _ => WindowSource::RawEvents,
+            _ => WindowSource::RawEdges,
         };
         Self {
             requested,
@@ -116,7 +117,9 @@ impl SemanticsPlan {
     /// How a window is computed, for EXPLAIN (its grid is shown beside it).
     pub fn describe_source(&self) -> String {
         match self.source {
-            WindowSource::RawEvents => "raw events".to_string(),
+            WindowSource::RawEdges => {
+                "raw events at the edges, buckets built from raw events between".to_string()
+            }
             WindowSource::Buckets => "buckets built from raw events".to_string(),
             WindowSource::BufferedBuckets(buffer) => {
                 format!(

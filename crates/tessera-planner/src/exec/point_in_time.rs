@@ -385,6 +385,7 @@ struct WindowCursor {
     default: Option<datafusion::common::ScalarValue>,
     /// Start times of the loaded key's non-empty buckets on this window's grid.
     bucket_starts: Vec<i64>,
+    tail: PartCursor,
     buckets: PartCursor,
     head: PartCursor,
 }
@@ -402,6 +403,7 @@ fn build_windows(stage: &StagePlan, semantics: SemanticsPlan) -> Result<Vec<Wind
                 result_type: feature.aggregate.result_type.clone(),
                 default: feature.default.clone(),
                 bucket_starts: Vec::new(),
+                tail: PartCursor::default(),
                 buckets: PartCursor::default(),
                 head: PartCursor::default(),
             });
@@ -411,30 +413,29 @@ fn build_windows(stage: &StagePlan, semantics: SemanticsPlan) -> Result<Vec<Wind
 }
 
 impl WindowCursor {
-    fn uses_buckets(&self) -> bool {
-        self.semantics.source != WindowSource::RawEvents
-    }
-
     /// Loads a key's events, grouping them into this window's buckets when its source uses buckets.
     fn load(&mut self, arguments: &[ArrayRef], times: &[i64]) -> Result<usize> {
         let mut bounds = Vec::new();
         self.bucket_starts.clear();
-        if self.uses_buckets() {
-            let mut previous = None;
-            for (row, &ts) in times.iter().enumerate() {
-                let index = self.grid.index(ts);
-                if previous != Some(index) {
-                    bounds.push(row);
-                    self.bucket_starts.push(self.grid.bucket_start(index));
-                    previous = Some(index);
-                }
+        let mut previous = None;
+        for (row, &ts) in times.iter().enumerate() {
+            let index = self.grid.index(ts);
+            if previous != Some(index) {
+                bounds.push(row);
+                self.bucket_starts.push(self.grid.bucket_start(index));
+                previous = Some(index);
             }
-            bounds.push(times.len());
         }
+        bounds.push(times.len());
         self.aggregate.load(arguments, &bounds)?;
+        self.reset_cursors();
+        Ok(self.aggregate.bucket_count())
+    }
+
+    fn reset_cursors(&mut self) {
+        self.tail = PartCursor::default();
         self.buckets = PartCursor::default();
         self.head = PartCursor::default();
-        Ok(self.aggregate.bucket_count())
     }
 
     /// Loads a key's events, taking the buckets `donor` (same feature and grid) built.
@@ -442,8 +443,7 @@ impl WindowCursor {
         self.bucket_starts.clone_from(&donor.bucket_starts);
         self.aggregate
             .load_sharing_buckets(arguments, donor.aggregate.as_ref())?;
-        self.buckets = PartCursor::default();
-        self.head = PartCursor::default();
+        self.reset_cursors();
         Ok(())
     }
 
@@ -451,12 +451,31 @@ impl WindowCursor {
     fn emit_at(&mut self, t: i64, times: &[i64]) {
         let aggregate = self.aggregate.as_mut();
         match self.semantics.source {
-            WindowSource::RawEvents => {
+            WindowSource::RawEdges => {
+                // Partial buckets at the edges from raw events, whole buckets in between.
                 let range = self
                     .semantics
                     .effective
                     .event_range(self.window, &self.grid, t);
-                self.head.slide(aggregate, Part::Head, times, range);
+                let start = range.start.unwrap_or(i64::MIN);
+                let split_low = start.max(self.grid.ceil(start).min(self.grid.floor(range.end)));
+                let split_high = self.grid.floor(range.end).max(split_low);
+                let tail = EventRange {
+                    start: range.start,
+                    end: split_low,
+                };
+                self.tail.slide(aggregate, Part::Tail, times, tail);
+                let body = EventRange {
+                    start: Some(split_low),
+                    end: split_high,
+                };
+                self.buckets
+                    .slide(aggregate, Part::Buckets, &self.bucket_starts, body);
+                let head = EventRange {
+                    start: Some(split_high),
+                    end: range.end,
+                };
+                self.head.slide(aggregate, Part::Head, times, head);
             }
             WindowSource::Buckets => {
                 let range = WindowSemantics::Bucketed.event_range(self.window, &self.grid, t);
@@ -573,7 +592,7 @@ impl Sweep {
             let donor = earlier
                 .iter()
                 .find(|w| w.feature == window.feature && w.grid == window.grid);
-            match donor.filter(|d| d.uses_buckets()) {
+            match donor {
                 Some(donor) => window.load_sharing(&arguments, donor)?,
                 None => self
                     .stats
