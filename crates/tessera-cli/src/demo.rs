@@ -106,7 +106,7 @@ pub async fn run(ctx: &SessionContext, args: DemoArgs) -> Result<()> {
 
     let definitions = FEATURES.replace("{dim}", &args.embedding_dim.to_string());
     tessera::execute_sql(ctx, &definitions).await?;
-    let features = tessera::planner::feature_registry(ctx)?.list();
+    let features = tessera::planner::feature_registry(ctx)?.list()?;
     let names: Vec<String> = features.iter().map(|f| format!("'{}'", f.name)).collect();
     let columns: usize = features.iter().map(|f| f.windows.len()).sum();
     println!(

@@ -93,11 +93,15 @@ impl FeatureDefinition {
         FeatureDefinitionBuilder::new(name)
     }
 
-    /// The grid of one of this feature's windows (always present once built).
-    pub fn grid(&self, window: WindowLength) -> Grid {
-        self.materialization
-            .grid_for(window)
-            .expect("FeatureDefinitionBuilder::build checks that every window has a grid")
+    /// The grid of one of this feature's windows (the builder checks every window has one).
+    pub fn grid(&self, window: WindowLength) -> Result<Grid> {
+        match self.materialization.grid_for(window) {
+            Some(grid) => Ok(grid),
+            None => plan_err!(
+                "window '{window}' of feature {} has no bucket duration",
+                self.name
+            ),
+        }
     }
 
     /// The `CREATE WINDOWED FEATURE` statement that defines this feature.

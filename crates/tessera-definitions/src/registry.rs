@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use datafusion::common::{Result, plan_err};
+use datafusion::common::{DataFusionError, Result, plan_err};
 
 use crate::{FeatureDefinition, FeatureName};
 
@@ -26,10 +26,7 @@ impl FeatureRegistry {
 
     /// Adds a feature; fails if the name is taken, unless `or_replace`.
     pub fn register(&self, definition: FeatureDefinition, or_replace: bool) -> Result<()> {
-        let mut features = self
-            .features
-            .write()
-            .expect("feature registry lock poisoned");
+        let mut features = self.features.write().map_err(|_| poisoned())?;
         if !or_replace && features.contains_key(&definition.name) {
             return plan_err!(
                 "feature {} already exists; drop it first or use CREATE OR REPLACE WINDOWED FEATURE",
@@ -42,10 +39,7 @@ impl FeatureRegistry {
 
     /// Removes a feature; fails if it does not exist, unless `if_exists`.
     pub fn drop_feature(&self, name: &FeatureName, if_exists: bool) -> Result<()> {
-        let mut features = self
-            .features
-            .write()
-            .expect("feature registry lock poisoned");
+        let mut features = self.features.write().map_err(|_| poisoned())?;
         if features.remove(name).is_none() && !if_exists {
             return plan_err!("feature {name} does not exist");
         }
@@ -54,10 +48,7 @@ impl FeatureRegistry {
 
     /// The definition of `name`, with the list of known features in the error.
     pub fn get(&self, name: &FeatureName) -> Result<Arc<FeatureDefinition>> {
-        let features = self
-            .features
-            .read()
-            .expect("feature registry lock poisoned");
+        let features = self.features.read().map_err(|_| poisoned())?;
         match features.get(name) {
             Some(definition) => Ok(Arc::clone(definition)),
             None => {
@@ -73,11 +64,15 @@ impl FeatureRegistry {
     }
 
     /// Every definition, ordered by name.
-    pub fn list(&self) -> Vec<Arc<FeatureDefinition>> {
-        let features = self
-            .features
-            .read()
-            .expect("feature registry lock poisoned");
-        features.values().cloned().collect()
+    pub fn list(&self) -> Result<Vec<Arc<FeatureDefinition>>> {
+        let features = self.features.read().map_err(|_| poisoned())?;
+        Ok(features.values().cloned().collect())
     }
+}
+
+/// A thread panicked while holding the registry lock.
+fn poisoned() -> DataFusionError {
+    DataFusionError::Internal(
+        "the feature registry lock is poisoned by a panicked thread".to_string(),
+    )
 }

@@ -126,7 +126,7 @@ pub async fn execute_statement(
             registry.drop_feature(&name, if_exists)?;
             empty_result(ctx)
         }
-        TesseraStatement::ShowFeatures => ctx.read_batch(features_table(&registry.list())?),
+        TesseraStatement::ShowFeatures => ctx.read_batch(features_table(&registry.list()?)?),
         TesseraStatement::DataFusion(statement) => {
             let plan = ctx.state().statement_to_plan(*statement).await?;
             ctx.execute_logical_plan(plan).await

@@ -90,7 +90,7 @@ pub fn plan_training_set(
                 }
                 Ok(WindowPlan {
                     window,
-                    grid: feature.definition.grid(window),
+                    grid: feature.definition.grid(window)?,
                     column,
                 })
             })
