@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Tessera's whole test suite: unit, property, differential and sqllogictest
-# suites (one integration binary), doctests, and the examples run for real.
+# Tessera's whole test suite: doctests, the examples run for real, then the
+# unit, property, differential, interop and sqllogictest suites (one
+# integration binary) — last, so the run closes on their summary.
 # Installs what a fresh machine lacks before it starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,12 +17,13 @@ if ! python3 -c "import datasketches, pyarrow" >/dev/null 2>&1; then
     python3 -m pip install --quiet --disable-pip-version-check datasketches pyarrow
 fi
 
+cargo test --workspace --doc
+cargo run --quiet --example training_set > /dev/null
+echo "examples ran: training_set"
+
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast
 else
     echo "cargo-nextest not found; running the suites with cargo test" >&2
     cargo test --workspace --no-fail-fast --lib --bins --tests
 fi
-cargo test --workspace --doc
-cargo run --quiet --example training_set > /dev/null
-echo "examples ran: training_set"
