@@ -21,20 +21,6 @@ use tessera::{TesseraOptions, TrainingSet};
 
 const ROWS: usize = 100_000;
 
-fn column(data_type: DataType) -> Argument {
-    Argument {
-        data_type,
-        constant: None,
-    }
-}
-
-fn constant(value: ScalarValue) -> Argument {
-    Argument {
-        data_type: value.data_type(),
-        constant: Some(value),
-    }
-}
-
 fn bind(function: &str, arguments: Vec<Argument>) -> Arc<dyn AggregateImplementation> {
     BoundAggregate::bind("bench", function, &arguments)
         .unwrap()
@@ -73,37 +59,44 @@ fn cases() -> Vec<(
     vec![
         (
             "sum",
-            bind("sum", vec![column(Float64)]),
+            bind("sum", vec![Argument::column(Float64)]),
             vec![floats.clone()],
         ),
         (
             "std",
-            bind("std", vec![column(Float64)]),
+            bind("std", vec![Argument::column(Float64)]),
             vec![floats.clone()],
         ),
-        ("max", bind("max", vec![column(Int64)]), vec![ints.clone()]),
+        (
+            "max",
+            bind("max", vec![Argument::column(Int64)]),
+            vec![ints.clone()],
+        ),
         (
             "max_by_n",
             bind(
                 "max_by_n",
                 vec![
-                    column(Utf8),
-                    column(Float64),
-                    constant(ScalarValue::Int64(Some(5))),
+                    Argument::column(Utf8),
+                    Argument::column(Float64),
+                    Argument::constant(ScalarValue::Int64(Some(5))),
                 ],
             ),
             vec![strings.clone(), floats.clone()],
         ),
         (
             "approx_count_distinct",
-            bind("approx_count_distinct", vec![column(Int64)]),
+            bind("approx_count_distinct", vec![Argument::column(Int64)]),
             vec![ints.clone()],
         ),
         (
             "approx_top_k",
             bind(
                 "approx_top_k",
-                vec![column(Utf8), constant(ScalarValue::Int64(Some(10)))],
+                vec![
+                    Argument::column(Utf8),
+                    Argument::constant(ScalarValue::Int64(Some(10))),
+                ],
             ),
             vec![strings],
         ),
@@ -111,13 +104,16 @@ fn cases() -> Vec<(
             "approx_percentile",
             bind(
                 "approx_percentile",
-                vec![column(Float64), constant(ScalarValue::Float64(Some(0.5)))],
+                vec![
+                    Argument::column(Float64),
+                    Argument::constant(ScalarValue::Float64(Some(0.5))),
+                ],
             ),
             vec![floats],
         ),
         (
             "mean_vector_384 (10k rows)",
-            bind("mean", vec![column(vectors.data_type().clone())]),
+            bind("mean", vec![Argument::column(vectors.data_type().clone())]),
             vec![vectors],
         ),
     ]

@@ -54,20 +54,6 @@ fn bind(function: &str, arguments: Vec<Argument>) -> Arc<dyn AggregateImplementa
         .unwrap()
 }
 
-fn column(data_type: datafusion::arrow::datatypes::DataType) -> Argument {
-    Argument {
-        data_type,
-        constant: None,
-    }
-}
-
-fn constant(value: ScalarValue) -> Argument {
-    Argument {
-        data_type: value.data_type(),
-        constant: Some(value),
-    }
-}
-
 /// A valid serialized state of `implementation` over `values`.
 fn valid_image(implementation: &Arc<dyn AggregateImplementation>, values: ArrayRef) -> Vec<u8> {
     let mut accumulator = implementation.accumulator("h", Input::Arguments, Output::Result);
@@ -125,19 +111,22 @@ fn mutated_sketch_images_error_or_decode_without_panics_or_huge_allocations() {
     let cases = [
         (
             "CPC of integers",
-            bind("approx_count_distinct", vec![column(Int64)]),
+            bind("approx_count_distinct", vec![Argument::column(Int64)]),
             ints.clone(),
         ),
         (
             "CPC of strings",
-            bind("approx_count_distinct", vec![column(Utf8)]),
+            bind("approx_count_distinct", vec![Argument::column(Utf8)]),
             strings.clone(),
         ),
         (
             "frequent items of integers",
             bind(
                 "approx_top_k",
-                vec![column(Int64), constant(ScalarValue::Int64(Some(5)))],
+                vec![
+                    Argument::column(Int64),
+                    Argument::constant(ScalarValue::Int64(Some(5))),
+                ],
             ),
             ints.slice(0, 300),
         ),
@@ -145,7 +134,10 @@ fn mutated_sketch_images_error_or_decode_without_panics_or_huge_allocations() {
             "frequent items of strings",
             bind(
                 "approx_top_k",
-                vec![column(Utf8), constant(ScalarValue::Int64(Some(5)))],
+                vec![
+                    Argument::column(Utf8),
+                    Argument::constant(ScalarValue::Int64(Some(5))),
+                ],
             ),
             strings,
         ),
@@ -153,7 +145,10 @@ fn mutated_sketch_images_error_or_decode_without_panics_or_huge_allocations() {
             "t-digest",
             bind(
                 "approx_percentile",
-                vec![column(Float64), constant(ScalarValue::Float64(Some(0.9)))],
+                vec![
+                    Argument::column(Float64),
+                    Argument::constant(ScalarValue::Float64(Some(0.9))),
+                ],
             ),
             floats,
         ),
@@ -185,8 +180,8 @@ fn a_header_claiming_a_huge_map_is_rejected_before_allocating() {
     let implementation = bind(
         "approx_top_k",
         vec![
-            column(datafusion::arrow::datatypes::DataType::Int64),
-            constant(ScalarValue::Int64(Some(5))),
+            Argument::column(datafusion::arrow::datatypes::DataType::Int64),
+            Argument::constant(ScalarValue::Int64(Some(5))),
         ],
     );
     let mut image = vec![0u8; 48];
@@ -202,7 +197,7 @@ fn a_header_claiming_a_huge_map_is_rejected_before_allocating() {
     assert!(LARGEST.with(Cell::get) < 1 << 20);
     assert!(error.contains("map sizes 2^30"), "{error}");
     assert!(
-        error.contains("in state column(s) state[items_int64] row 0"),
+        error.contains("in state Argument::column(s) state[items_int64] row 0"),
         "{error}"
     );
 }
@@ -211,7 +206,9 @@ fn a_header_claiming_a_huge_map_is_rejected_before_allocating() {
 fn wrong_state_types_are_errors_naming_the_field() {
     let implementation = bind(
         "approx_count_distinct",
-        vec![column(datafusion::arrow::datatypes::DataType::Int64)],
+        vec![Argument::column(
+            datafusion::arrow::datatypes::DataType::Int64,
+        )],
     );
     let not_binary: ArrayRef = Arc::new(Int64Array::from(vec![1]));
     let error = implementation

@@ -178,6 +178,24 @@ pub struct Argument {
     pub constant: Option<ScalarValue>,
 }
 
+impl Argument {
+    /// A column argument of `data_type`.
+    pub fn column(data_type: DataType) -> Self {
+        Self {
+            data_type,
+            constant: None,
+        }
+    }
+
+    /// A constant argument.
+    pub fn constant(value: ScalarValue) -> Self {
+        Self {
+            data_type: value.data_type(),
+            constant: Some(value),
+        }
+    }
+}
+
 /// The validated constant parameters of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Parameters {

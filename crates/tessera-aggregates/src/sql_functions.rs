@@ -112,6 +112,19 @@ fn typed_arguments(kind: AggregateKind, types: &[DataType]) -> Vec<Argument> {
         .collect()
 }
 
+/// The arguments of a `_merge` / `_final` call from types alone: the state, then
+/// placeholders for its constants.
+fn state_arguments(kind: AggregateKind, types: &[DataType]) -> Vec<Argument> {
+    types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Argument {
+            data_type: t.clone(),
+            constant: (i > 0).then(|| placeholder(kind, t)),
+        })
+        .collect()
+}
+
 /// The constant values of physical argument expressions.
 fn literal_arguments(exprs: &[Arc<dyn PhysicalExpr>], fields: &[FieldRef]) -> Vec<Argument> {
     exprs
@@ -235,17 +248,7 @@ impl TesseraAggregate {
 
     fn bind_types(&self, types: &[DataType]) -> Result<BoundAggregate> {
         match self.form {
-            SqlForm::Merge => {
-                let arguments: Vec<Argument> = types
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| Argument {
-                        data_type: t.clone(),
-                        constant: (i > 0).then(|| placeholder(self.kind, t)),
-                    })
-                    .collect();
-                self.bind(&arguments)
-            }
+            SqlForm::Merge => self.bind(&state_arguments(self.kind, types)),
             _ => self.bind(&typed_arguments(self.kind, types)),
         }
     }
@@ -380,15 +383,9 @@ impl ScalarUDFImpl for FinalFunction {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        let arguments: Vec<Argument> = arg_types
-            .iter()
-            .enumerate()
-            .map(|(i, t)| Argument {
-                data_type: t.clone(),
-                constant: (i > 0).then(|| placeholder(self.kind, t)),
-            })
-            .collect();
-        Ok(self.bind(&arguments)?.result_type)
+        Ok(self
+            .bind(&state_arguments(self.kind, arg_types))?
+            .result_type)
     }
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
