@@ -197,7 +197,7 @@ fn a_header_claiming_a_huge_map_is_rejected_before_allocating() {
     assert!(LARGEST.with(Cell::get) < 1 << 20);
     assert!(error.contains("map sizes 2^30"), "{error}");
     assert!(
-        error.contains("in state Argument::column(s) state[items_int64] row 0"),
+        error.contains("in state column(s) state[items_int64] row 0"),
         "{error}"
     );
 }
