@@ -4,10 +4,14 @@
 //! and sorted by key, then time — requirements the exec declares, so
 //! DataFusion's optimizer inserts the repartitions and (spilling) sorts. Each
 //! partition is then a merge of two sorted streams: for every run of spine
-//! rows with one key, the events of that key are gathered once, and every
-//! requested window slides over them as the spine time advances. Because
-//! window bounds only move forward in time, each event enters and leaves each
-//! window once: the cost grows with events + spine rows, never their product.
+//! rows with one key, the events of that key are gathered once and grouped
+//! into the buckets of each window's grid, and every window slides its parts
+//! — raw events at the tail, bucket states, raw events at the head, as its
+//! [`WindowSource`] says — forward as the spine time advances. Because the
+//! parts' bounds only move forward in time, each event and bucket enters and
+//! leaves each part once: the cost grows with events + spine rows, never
+//! their product, and a window holds at most one bucket of raw events at
+//! each edge.
 
 use std::fmt;
 use std::sync::Arc;
@@ -306,10 +310,7 @@ impl ExecutionPlan for PointInTimeExec {
             let Some(batch) = sweep.spine.next().await.transpose()? else {
                 return Ok(None);
             };
-            let elapsed = sweep.stats.baseline.elapsed_compute().clone();
-            let timer = elapsed.timer();
             let output = sweep.process(batch).await?;
-            timer.done();
             sweep.stats.baseline.record_output(output.num_rows());
             Ok(Some((output, sweep)))
         });
@@ -541,6 +542,9 @@ impl Sweep {
             .iter()
             .map(|&i| Arc::clone(batch.column(i)))
             .collect();
+        // Compute time excludes the awaits, which run the upstream operators.
+        let elapsed = self.stats.baseline.elapsed_compute().clone();
+        let mut timer = elapsed.timer();
         let rows = self.converter.convert_columns(&keys)?;
         let times = to_micros(batch.column(self.layout.spine_time))?;
         for row in 0..batch.num_rows() {
@@ -550,7 +554,10 @@ impl Sweep {
                 .as_ref()
                 .is_none_or(|current| current.row() != key)
             {
-                self.start_key(key).await?;
+                timer.stop();
+                let events = self.events.take_key(key).await?;
+                timer.restart();
+                self.start_key(key, &events)?;
             }
             self.emit_row(&times, row);
         }
@@ -558,6 +565,7 @@ impl Sweep {
         for window in &mut self.windows {
             columns.push(window.finish()?);
         }
+        timer.done();
         Ok(RecordBatch::try_new(
             Arc::clone(&self.layout.schema),
             columns,
@@ -577,9 +585,8 @@ impl Sweep {
         }
     }
 
-    /// Gathers the events of `key` and resets every window onto them.
-    async fn start_key(&mut self, key: Row<'_>) -> Result<()> {
-        let events = self.events.take_key(key).await?;
+    /// Resets every window onto the events of a new key.
+    fn start_key(&mut self, key: Row<'_>, events: &RecordBatch) -> Result<()> {
         self.key_times = non_null_micros(events.column(self.layout.event_time))?;
         for index in 0..self.windows.len() {
             let (earlier, rest) = self.windows.split_at_mut(index);
