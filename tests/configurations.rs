@@ -175,3 +175,48 @@ async fn partitions_batch_sizes_and_memory_limits_do_not_change_results() {
         }
     }
 }
+
+/// The sweep holds one key's events at a time and accounts for them in
+/// DataFusion's memory pool: a key too large for the pool fails with a
+/// resources error naming what it needed (the sorts before it spill).
+#[tokio::test]
+async fn a_key_larger_than_the_memory_pool_fails_with_a_resources_error() {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(FairSpillPool::new(1_500_000)))
+        .build_arc()
+        .unwrap();
+    let config = SessionConfig::new()
+        .with_target_partitions(1)
+        .with_batch_size(64)
+        .with_sort_spill_reservation_bytes(64 << 10);
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features();
+    let ctx = SessionContext::new_with_state(tessera::register(state).build());
+    tessera::execute_sql(
+        &ctx,
+        "CREATE TABLE events AS SELECT 1 AS k, to_timestamp_seconds(1740000000 + value) AS ts,
+                repeat('x', 1000) AS note FROM generate_series(1, 2000);
+         CREATE TABLE spine AS SELECT 1 AS k, to_timestamp_seconds(1740009999) AS ts;
+         CREATE WINDOWED FEATURE u.notes FROM events KEY k TIMESTAMP ts AGGREGATE max(note)
+             WINDOWS ('1d') WITH (bucket_duration = '1h');",
+    )
+    .await
+    .unwrap();
+    let frames = tessera::execute_sql(
+        &ctx,
+        "SELECT * FROM point_in_time('spine', 'ts', 'u.notes')",
+    )
+    .await
+    .unwrap();
+    let error = frames
+        .into_iter()
+        .next()
+        .unwrap()
+        .collect()
+        .await
+        .unwrap_err()
+        .strip_backtrace();
+    assert!(error.contains("the events of one key need"), "{error}");
+}

@@ -38,6 +38,8 @@ pub trait SlidingAggregate: Send + std::any::Any {
     ) -> Result<()>;
     /// How many bucket states the last `load` built.
     fn bucket_count(&self) -> usize;
+    /// Heap bytes of the bucket states the last `load` built (shared ones count once, where built).
+    fn bucket_bytes(&self) -> usize;
     /// Adds item `index` (an event, or a bucket for [`Part::Buckets`]) as the newest of `part`.
     fn push(&mut self, part: Part, index: usize);
     /// Removes the oldest item of `part`.

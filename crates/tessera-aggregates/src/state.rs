@@ -107,6 +107,8 @@ pub struct SlidingState<F: StateFactory> {
     /// The loaded key's bucket states, one per run of events given to `load`;
     /// shared with windows of the same function on the same grid.
     buckets: Arc<Vec<F::State>>,
+    /// Heap bytes of `buckets` when this kernel built them, else 0.
+    bucket_bytes: usize,
     /// The tail, bucket and head parts, indexed by [`Part`].
     parts: [TwoStacks<F::State>; 3],
     output: Vec<ScalarValue>,
@@ -123,6 +125,7 @@ impl<F: StateFactory> SlidingState<F> {
             factory,
             arguments: Vec::new(),
             buckets: Arc::new(Vec::new()),
+            bucket_bytes: 0,
             parts,
             output: Vec::new(),
             empty: BooleanBufferBuilder::new(0),
@@ -195,7 +198,10 @@ impl<F: StateFactory> SlidingState<F> {
 impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
     fn load(&mut self, arguments: &[ArrayRef], bucket_bounds: &[usize]) -> Result<()> {
         self.arguments = arguments.to_vec();
-        self.buckets = Arc::new(self.bucket_states(bucket_bounds)?);
+        let buckets = self.bucket_states(bucket_bounds)?;
+        self.bucket_bytes = buckets.capacity() * std::mem::size_of::<F::State>()
+            + buckets.iter().map(PartialState::size).sum::<usize>();
+        self.buckets = Arc::new(buckets);
         self.reset_parts();
         Ok(())
     }
@@ -212,12 +218,17 @@ impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
         };
         self.arguments = arguments.to_vec();
         self.buckets = Arc::clone(&other.buckets);
+        self.bucket_bytes = 0;
         self.reset_parts();
         Ok(())
     }
 
     fn bucket_count(&self) -> usize {
         self.buckets.len()
+    }
+
+    fn bucket_bytes(&self) -> usize {
+        self.bucket_bytes
     }
 
     fn push(&mut self, part: Part, index: usize) {

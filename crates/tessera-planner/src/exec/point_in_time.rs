@@ -23,6 +23,7 @@ use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::row::{OwnedRow, Row, RowConverter, Rows, SortField};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result, internal_err};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{
@@ -278,6 +279,8 @@ impl ExecutionPlan for PointInTimeExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
+        let reservation = MemoryConsumer::new(format!("PointInTimeExec[{partition}]"))
+            .register(context.memory_pool());
         let spine = self.spine.execute(partition, Arc::clone(&context))?;
         let events = self.events.execute(partition, context)?;
         let key_fields = self
@@ -305,6 +308,7 @@ impl ExecutionPlan for PointInTimeExec {
             current_key: None,
             key_times: Vec::new(),
             stats: SweepMetrics::new(&self.metrics, partition),
+            reservation,
         };
         let stream = futures::stream::try_unfold(sweep, |mut sweep| async move {
             let Some(batch) = sweep.spine.next().await.transpose()? else {
@@ -532,6 +536,8 @@ struct Sweep {
     current_key: Option<OwnedRow>,
     key_times: Vec<i64>,
     stats: SweepMetrics,
+    /// The current key's events and bucket states, in DataFusion's memory pool.
+    reservation: MemoryReservation,
 }
 
 impl Sweep {
@@ -607,6 +613,18 @@ impl Sweep {
                     .add(window.load(&arguments, &self.key_times)?),
             }
         }
+        let bucket_bytes: usize = self
+            .windows
+            .iter()
+            .map(|w| w.aggregate.bucket_bytes())
+            .sum();
+        let bytes = events.get_array_memory_size() + self.key_times.capacity() * 8 + bucket_bytes;
+        self.reservation.try_resize(bytes).map_err(|e| {
+            datafusion::common::DataFusionError::ResourcesExhausted(format!(
+                "the events of one key need {bytes} bytes: {}",
+                e.strip_backtrace()
+            ))
+        })?;
         self.current_key = Some(key.owned());
         self.stats.keys.add(1);
         self.stats.events.add(events.num_rows());
