@@ -152,7 +152,22 @@ impl ValueFamily {
             Self::Float => DataType::Float64,
             Self::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             Self::String => DataType::Utf8,
-            Self::Vector(dimension) => VectorFactory::vector_type(dimension),
+            // Single-precision vectors stay single precision: half the memory of a cast.
+            Self::Vector(dimension) => match original {
+                DataType::FixedSizeList(item, _)
+                    if matches!(item.data_type(), DataType::Float32 | DataType::Float16) =>
+                {
+                    DataType::FixedSizeList(
+                        Arc::new(datafusion::arrow::datatypes::Field::new(
+                            "item",
+                            DataType::Float32,
+                            true,
+                        )),
+                        dimension,
+                    )
+                }
+                _ => VectorFactory::vector_type(dimension),
+            },
             Self::Other => original.clone(),
         }
     }

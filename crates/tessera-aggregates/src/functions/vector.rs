@@ -1,13 +1,14 @@
 //! Element-wise `sum` and `mean` of fixed-size float vectors (e.g. 384-dim embeddings).
 //!
-//! Inputs are cast to `FixedSizeList<Float64, d>`; the state is the
-//! element-wise sum and the number of vectors. A null vector is skipped; a
+//! Inputs are read as `FixedSizeList<Float32, d>` (kept in single precision,
+//! half the memory of a cast) or `FixedSizeList<Float64, d>`; the state is the
+//! element-wise sum in double precision and the number of vectors. A null vector is skipped; a
 //! null element counts as 0. The result of an empty window is null.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float32Type, Float64Type};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::utils::format_state_name;
 
@@ -62,9 +63,13 @@ impl PartialState for VectorSumState {
             return Ok(());
         }
         let vector = vectors.value(row);
-        let Some(elements) = vector.as_primitive_opt::<Float64Type>() else {
+        let elements: Vec<Option<f64>> = if let Some(e) = vector.as_primitive_opt::<Float64Type>() {
+            e.iter().collect()
+        } else if let Some(e) = vector.as_primitive_opt::<Float32Type>() {
+            e.iter().map(|v| v.map(f64::from)).collect()
+        } else {
             return exec_err!(
-                "vector sum: elements must be Float64, got {}",
+                "vector sum: elements must be Float32 or Float64, got {}",
                 vector.data_type()
             );
         };
@@ -75,7 +80,7 @@ impl PartialState for VectorSumState {
                 self.sums.len()
             );
         }
-        for (sum, element) in self.sums.iter_mut().zip(elements.iter()) {
+        for (sum, element) in self.sums.iter_mut().zip(elements) {
             *sum += element.unwrap_or(0.0);
         }
         self.count += 1;
