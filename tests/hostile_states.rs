@@ -231,3 +231,44 @@ fn wrong_state_types_are_errors_naming_the_field() {
     );
     assert!(!empty.is_null(0));
 }
+
+/// Found by the `decode_frequent_items` fuzz target: an image whose maximum
+/// error (`offset`) is near 2^64 decodes in the library, and every estimate
+/// `count + offset` then overflows (a panic with overflow checks, wrong
+/// results without). Decoding must refuse it.
+const FREQUENT_ITEMS_OFFSET_OVERFLOW: [u8; 305] = [
+    196, 1, 10, 9, 9, 0, 0, 0, 10, 0, 0, 0, 0, 0, 247, 255, 255, 10, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 196, 1, 10, 9, 9, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 10, 0, 122, 0, 0, 0, 0, 0, 0, 0, 10, 0, 255, 9, 10, 0, 1, 3, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 196, 1, 10, 9, 9, 10, 0, 10, 122, 0, 0, 0, 255, 255, 255, 255, 255, 255,
+    255, 0, 10, 0, 122, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 255, 9, 10, 0, 1, 3, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+    255, 255, 255, 255, 255, 255, 255, 255, 0, 0, 9, 159, 10, 0, 0, 178, 0, 1, 0, 0, 0, 0, 0, 0,
+    20, 0, 216, 221,
+];
+
+#[test]
+fn a_frequent_items_image_with_an_overflowing_error_bound_is_rejected() {
+    let implementation = bind(
+        "approx_top_k",
+        vec![
+            Argument::column(datafusion::arrow::datatypes::DataType::Utf8),
+            Argument::constant(ScalarValue::Int64(Some(10))),
+        ],
+    );
+    let states: ArrayRef = Arc::new(BinaryArray::from(vec![Some(
+        FREQUENT_ITEMS_OFFSET_OVERFLOW.as_slice(),
+    )]));
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        implementation.evaluate_states(&[states], 1)
+    }));
+    let error = outcome
+        .expect("decoding must not panic")
+        .unwrap_err()
+        .strip_backtrace();
+    assert!(error.contains("invalid frequent items state"), "{error}");
+}

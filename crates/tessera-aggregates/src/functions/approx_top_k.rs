@@ -54,6 +54,10 @@ impl TopKValue for String {
     }
 }
 
+/// The largest total weight a decoded state may claim: 2^53, far above any
+/// real stream, so that sums of weights over many merges cannot overflow.
+pub const MAX_TOTAL_WEIGHT: u64 = 1 << 53;
+
 /// The largest `k` accepted: the sketch map then has 2^19 entries.
 pub const MAX_K: usize = 10_000;
 
@@ -236,13 +240,22 @@ impl<T: TopKValue> StateFactory for TopKFactory<T> {
                 "invalid frequent items state: map sizes 2^{image_lg_max} / 2^{image_lg_cur} where 2^{lg_max} was expected"
             );
         }
-        match FrequentItemsSketch::<T>::deserialize(image) {
-            Ok(sketch) => Ok(TopKState {
-                sketch,
-                ..self.empty()
-            }),
-            Err(e) => exec_err!("invalid frequent items state: {e}"),
+        let sketch = match FrequentItemsSketch::<T>::deserialize(image) {
+            Ok(sketch) => sketch,
+            Err(e) => return exec_err!("invalid frequent items state: {e}"),
+        };
+        // The library does not check these, and estimates (count + maximum
+        // error) and merges (sums of weights) would overflow on a hostile image.
+        let (weight, error) = (sketch.total_weight(), sketch.maximum_error());
+        if weight > MAX_TOTAL_WEIGHT || error > weight {
+            return exec_err!(
+                "invalid frequent items state: total weight {weight} and maximum error {error} (at most {MAX_TOTAL_WEIGHT}, error at most the weight)"
+            );
         }
+        Ok(TopKState {
+            sketch,
+            ..self.empty()
+        })
     }
 
     fn result_type(&self) -> DataType {
