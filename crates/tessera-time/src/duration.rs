@@ -38,13 +38,6 @@ impl Duration {
         (micros > 0).then_some(Self { micros })
     }
 
-    /// A duration of whole seconds; `None` unless it is positive.
-    pub fn from_seconds(seconds: i64) -> Option<Self> {
-        seconds
-            .checked_mul(MICROS_PER_SECOND)
-            .and_then(Self::from_micros)
-    }
-
     /// Parses the grammar of SEMANTICS.md §1, e.g. `"1h30m"`.
     pub fn parse(text: &str) -> Result<Self, TimeError> {
         let micros = parse_parts(text)?;
