@@ -24,7 +24,7 @@ use datafusion::logical_expr::{Accumulator, GroupsAccumulator};
 use crate::accumulator::{Input, Output, StateAccumulator};
 use crate::groups_accumulator::StateGroupsAccumulator;
 use crate::sliding::SlidingAggregate;
-use crate::state::{PartialState, SlidingState, StateFactory};
+use crate::state::{PartialState, SlidingState, StateFactory, run_states};
 
 /// Which aggregation a feature computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -267,6 +267,9 @@ pub trait AggregateImplementation: Send + Sync + fmt::Debug {
     fn state_fields(&self, name: &str) -> Vec<FieldRef>;
     /// The results of `rows` serialized states.
     fn evaluate_states(&self, columns: &[ArrayRef], rows: usize) -> Result<ArrayRef>;
+    /// The serialized states of runs of argument rows, `bounds[i]..bounds[i + 1]`
+    /// (see [`run_states`]).
+    fn run_states(&self, arguments: &[ArrayRef], bounds: &[usize]) -> Result<Vec<ArrayRef>>;
 }
 
 impl<F: StateFactory> AggregateImplementation for F {
@@ -294,6 +297,10 @@ impl<F: StateFactory> AggregateImplementation for F {
 
     fn state_fields(&self, name: &str) -> Vec<FieldRef> {
         StateFactory::state_fields(self, name)
+    }
+
+    fn run_states(&self, arguments: &[ArrayRef], bounds: &[usize]) -> Result<Vec<ArrayRef>> {
+        run_states(self, arguments, bounds)
     }
 
     fn evaluate_states(&self, columns: &[ArrayRef], rows: usize) -> Result<ArrayRef> {

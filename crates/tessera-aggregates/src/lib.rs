@@ -20,6 +20,6 @@ pub use function::{
     ValueFamily,
 };
 pub use groups_accumulator::StateGroupsAccumulator;
-pub use sliding::{Part, SlidingAggregate};
+pub use sliding::{BucketSource, Part, SlidingAggregate};
 pub use sql_functions::{FinalFunction, SqlForm, TesseraAggregate, sql_functions};
-pub use state::{PartialState, SlidingState, StateFactory};
+pub use state::{PartialState, SlidingState, StateFactory, run_states};

@@ -9,6 +9,15 @@
 use datafusion::arrow::array::{ArrayRef, BooleanArray};
 use datafusion::common::Result;
 
+/// Where one bucket state of a key comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BucketSource {
+    /// Built from the loaded events `start..end` (one bucket's run of them).
+    Events(usize, usize),
+    /// Decoded from row `row` of the serialized tile states given to `load`.
+    Tile(usize),
+}
+
 /// A part of a window, by where its items come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Part {
@@ -23,11 +32,17 @@ pub enum Part {
 /// One aggregate over a sliding window of one key's events.
 pub trait SlidingAggregate: Send + std::any::Any {
     /// Replaces the events with those of a new key (time-ordered): the
-    /// function's argument columns (none for `count(*)`), and the boundaries
-    /// of the runs of events that form the buckets the [`Part::Buckets`]
-    /// items are built from (`[b0, b1, …, bn]`, event indices; empty when no
-    /// part reads buckets). Empties every part.
-    fn load(&mut self, arguments: &[ArrayRef], bucket_bounds: &[usize]) -> Result<()>;
+    /// function's argument columns (none for `count(*)`), and the key's
+    /// buckets in time order, which the [`Part::Buckets`] items index: each
+    /// built from a run of the events or decoded from a row of `tile_states`
+    /// (serialized states laid out as the function's state fields; validated
+    /// on decoding). Empties every part.
+    fn load(
+        &mut self,
+        arguments: &[ArrayRef],
+        buckets: &[BucketSource],
+        tile_states: &[ArrayRef],
+    ) -> Result<()>;
     /// Like [`Self::load`], but takes the bucket states `other` built for the
     /// same key and grid instead of building them again. Fails when `other`
     /// is a different function.

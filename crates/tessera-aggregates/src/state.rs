@@ -25,7 +25,8 @@ use datafusion::arrow::array::{ArrayRef, BooleanArray, BooleanBufferBuilder};
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{Result, ScalarValue};
 
-use crate::sliding::{Part, SlidingAggregate};
+use crate::function::decode_state;
+use crate::sliding::{BucketSource, Part, SlidingAggregate};
 
 /// A mergeable, serializable partial aggregate.
 pub trait PartialState: Clone + Send + Sync + Debug + 'static {
@@ -181,24 +182,80 @@ impl<F: StateFactory> SlidingState<F> {
         Ok(state)
     }
 
-    fn bucket_states(&self, bounds: &[usize]) -> Result<Vec<F::State>> {
-        bounds
-            .windows(2)
-            .map(|run| {
-                let mut state = self.factory.empty();
-                for row in run[0]..run[1] {
-                    state.update(&self.arguments, row)?;
+    fn bucket_states(
+        &self,
+        buckets: &[BucketSource],
+        tile_states: &[ArrayRef],
+    ) -> Result<Vec<F::State>> {
+        buckets
+            .iter()
+            .map(|source| match *source {
+                BucketSource::Events(start, end) => {
+                    fold_rows(&self.factory, &self.arguments, start..end)
                 }
-                Ok(state)
+                BucketSource::Tile(row) => decode_state(&self.factory, tile_states, row),
             })
             .collect()
     }
 }
 
+/// The state of `rows` of `arguments`.
+fn fold_rows<F: StateFactory>(
+    factory: &F,
+    arguments: &[ArrayRef],
+    rows: std::ops::Range<usize>,
+) -> Result<F::State> {
+    let mut state = factory.empty();
+    for row in rows {
+        state.update(arguments, row)?;
+    }
+    Ok(state)
+}
+
+/// The serialized states of consecutive runs of `arguments` rows: one row per
+/// run `bounds[i]..bounds[i + 1]`, one column per state field (what a tile
+/// file stores).
+pub fn run_states<F: StateFactory>(
+    factory: &F,
+    arguments: &[ArrayRef],
+    bounds: &[usize],
+) -> Result<Vec<ArrayRef>> {
+    let fields = factory.state_fields("state").len();
+    let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(bounds.len()); fields];
+    for run in bounds.windows(2) {
+        let state = fold_rows(factory, arguments, run[0]..run[1])?;
+        for (column, value) in columns.iter_mut().zip(state.to_state()?) {
+            column.push(value);
+        }
+    }
+    factory
+        .state_fields("state")
+        .iter()
+        .zip(columns)
+        .map(|(field, values)| {
+            if values.is_empty() {
+                Ok(datafusion::arrow::array::new_empty_array(field.data_type()))
+            } else {
+                let array = ScalarValue::iter_to_array(values)?;
+                if array.data_type() == field.data_type() {
+                    Ok(array)
+                } else {
+                    Ok(datafusion::arrow::compute::cast(&array, field.data_type())?)
+                }
+            }
+        })
+        .collect()
+}
+
 impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
-    fn load(&mut self, arguments: &[ArrayRef], bucket_bounds: &[usize]) -> Result<()> {
+    fn load(
+        &mut self,
+        arguments: &[ArrayRef],
+        buckets: &[BucketSource],
+        tile_states: &[ArrayRef],
+    ) -> Result<()> {
         self.arguments = arguments.to_vec();
-        let buckets = self.bucket_states(bucket_bounds)?;
+        let buckets = self.bucket_states(buckets, tile_states)?;
         self.bucket_bytes = buckets.capacity() * std::mem::size_of::<F::State>()
             + buckets.iter().map(PartialState::size).sum::<usize>();
         self.buckets = Arc::new(buckets);

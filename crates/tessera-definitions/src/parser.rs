@@ -1,4 +1,6 @@
-//! The feature DDL: `CREATE WINDOWED FEATURE`, `DROP WINDOWED FEATURE`, `SHOW WINDOWED FEATURES`.
+//! The feature DDL: `CREATE WINDOWED FEATURE`, `DROP WINDOWED FEATURE`,
+//! `SHOW WINDOWED FEATURES`, and the tile statements `BACKFILL WINDOWED
+//! FEATURES`, `SHOW WINDOWED AGGREGATIONS`, `VACUUM WINDOWED AGGREGATIONS`.
 //!
 //! [`TesseraParser`] wraps DataFusion's [`DFParser`]: at the start of each
 //! statement it peeks at the tokens, parses Tessera's own statements itself
@@ -17,6 +19,7 @@ use datafusion::sql::sqlparser::dialect::Dialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion::sql::sqlparser::tokenizer::Token;
+use tessera_time::Instant;
 
 use crate::{
     FeatureDefinition, FeatureDefinitionBuilder, FeatureName, split_bucket_durations,
@@ -42,6 +45,20 @@ pub enum TesseraStatement {
     },
     /// `SHOW WINDOWED FEATURES`
     ShowFeatures,
+    /// `BACKFILL WINDOWED FEATURE[S] ns.a [, ns.b …] FROM '<instant>' TO '<instant>'`:
+    /// write the tiles of every complete bucket in `[lower, upper)`.
+    Backfill {
+        /// The features whose tile sets to write.
+        features: Vec<FeatureName>,
+        /// The lower bound, inclusive.
+        lower: Instant,
+        /// The upper bound, exclusive.
+        upper: Instant,
+    },
+    /// `SHOW WINDOWED AGGREGATIONS`: the tile sets of the store, with coverage.
+    ShowAggregations,
+    /// `VACUUM WINDOWED AGGREGATIONS`: expire tiles by retention, delete unreferenced files.
+    VacuumAggregations,
     /// Any other statement, for DataFusion.
     DataFusion(Box<DFStatement>),
 }
@@ -84,9 +101,20 @@ impl<'a> TesseraParser<'a> {
         if self.peek_words(&["DROP", "WINDOWED"]) {
             return self.parse_drop();
         }
+        if self.peek_words(&["SHOW", "WINDOWED", "AGGREGATIONS"]) {
+            self.expect_words(&["SHOW", "WINDOWED", "AGGREGATIONS"])?;
+            return Ok(TesseraStatement::ShowAggregations);
+        }
         if self.peek_words(&["SHOW", "WINDOWED"]) {
             self.expect_words(&["SHOW", "WINDOWED", "FEATURES"])?;
             return Ok(TesseraStatement::ShowFeatures);
+        }
+        if self.peek_words(&["BACKFILL"]) {
+            return self.parse_backfill();
+        }
+        if self.peek_words(&["VACUUM", "WINDOWED"]) {
+            self.expect_words(&["VACUUM", "WINDOWED", "AGGREGATIONS"])?;
+            return Ok(TesseraStatement::VacuumAggregations);
         }
         Ok(TesseraStatement::DataFusion(Box::new(
             self.inner.parse_statement()?,
@@ -120,6 +148,38 @@ impl<'a> TesseraParser<'a> {
         let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
         let name = self.parse_feature_name()?;
         Ok(TesseraStatement::DropFeature { name, if_exists })
+    }
+
+    fn parse_backfill(&mut self) -> Result<TesseraStatement> {
+        self.expect_words(&["BACKFILL", "WINDOWED"])?;
+        if !self.peek_words(&["FEATURES"]) {
+            self.expect_words(&["FEATURE"])?;
+        } else {
+            self.expect_words(&["FEATURES"])?;
+        }
+        let mut features = vec![self.parse_feature_name()?];
+        while self.inner.parser.consume_token(&Token::Comma) {
+            features.push(self.parse_feature_name()?);
+        }
+        self.expect_words(&["FROM"])?;
+        let lower = self.parse_instant("FROM")?;
+        self.expect_words(&["TO"])?;
+        let upper = self.parse_instant("TO")?;
+        Ok(TesseraStatement::Backfill {
+            features,
+            lower,
+            upper,
+        })
+    }
+
+    fn parse_instant(&mut self, clause: &str) -> Result<Instant> {
+        let text = self
+            .inner
+            .parser
+            .parse_literal_string()
+            .map_err(parse_error)?;
+        tessera_time::parse_instant(&text)
+            .map_err(|e| DataFusionError::Plan(format!("BACKFILL {clause}: {e}")))
     }
 
     fn parse_feature_name(&mut self) -> Result<FeatureName> {

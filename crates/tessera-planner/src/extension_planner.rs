@@ -8,6 +8,12 @@
 //!    and time;
 //! 3. [`RestoreSpineOrderExec`] requires a single partition sorted by row number,
 //!    which the optimizer satisfies with a parallel sort and a merge.
+//!
+//! With `use_tile_store`, planning first pins the tile store's latest
+//! snapshot: every stage gets one [`TileScanExec`] per tile set of its
+//! features, listing the files live at that version, and the coverage at
+//! that version decides which buckets come from tiles. A query therefore
+//! sees one consistent version even while backfills commit.
 
 use std::sync::Arc;
 
@@ -20,8 +26,13 @@ use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 
-use crate::exec::{PointInTimeExec, RestoreSpineOrderExec, SpineEnumerateExec};
-use crate::node::PointInTimeNode;
+use tessera_tiles::{Snapshot, TileStore};
+
+use crate::exec::{
+    PointInTimeExec, RestoreSpineOrderExec, SpineEnumerateExec, TileInput, TileScanExec,
+};
+use crate::node::{PointInTimeNode, StagePlan, event_key_column};
+use crate::options::CoverageFallback;
 
 /// Plans [`PointInTimeNode`]s; declines every other extension node.
 #[derive(Debug, Default)]
@@ -51,11 +62,26 @@ impl ExtensionPlanner for PointInTimePlanner {
                 events.len()
             );
         }
+        let tiles = match &node.tiles {
+            Some(source) => {
+                let store = TileStore::open(&source.url)?;
+                let snapshot = store.snapshot().await?;
+                Some((store, snapshot, source.fallback))
+            }
+            None => None,
+        };
         let mut plan: Arc<dyn ExecutionPlan> = Arc::new(SpineEnumerateExec::new(Arc::clone(spine)));
         for (stage, events) in node.stages.iter().zip(events) {
+            let tile_inputs = match &tiles {
+                Some((store, snapshot, _)) => stage_tiles(store, snapshot, stage, events)?,
+                None => Vec::new(),
+            };
+            let fallback = tiles.as_ref().map_or(CoverageFallback::Error, |t| t.2);
             plan = Arc::new(PointInTimeExec::try_new(
                 plan,
                 Arc::clone(events),
+                tile_inputs,
+                fallback,
                 Arc::new(stage.clone()),
                 node.semantics,
                 node.time_column.clone(),
@@ -63,6 +89,52 @@ impl ExtensionPlanner for PointInTimePlanner {
         }
         Ok(Some(Arc::new(RestoreSpineOrderExec::try_new(plan)?)))
     }
+}
+
+/// One [`TileInput`] per tile set of `stage`'s features, at `snapshot`.
+fn stage_tiles(
+    store: &TileStore,
+    snapshot: &Snapshot,
+    stage: &StagePlan,
+    events: &Arc<dyn ExecutionPlan>,
+) -> Result<Vec<TileInput>> {
+    let key_types = (0..stage.spine_keys.len())
+        .map(|i| {
+            Ok(events
+                .schema()
+                .field_with_name(&event_key_column(i))?
+                .data_type()
+                .clone())
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut inputs = Vec::new();
+    for (index, feature) in stage.features.iter().enumerate() {
+        let state_fields = feature
+            .aggregate
+            .implementation()?
+            .state_fields(feature.aggregate.kind.name());
+        for tile_set in &feature.tile_sets {
+            let files = snapshot
+                .tile_set(&tile_set.id)
+                .map(|state| state.files.clone())
+                .unwrap_or_default();
+            let scan = TileScanExec::new(
+                store.clone(),
+                tile_set.id.clone(),
+                snapshot.version,
+                files,
+                &key_types,
+                state_fields.clone(),
+            );
+            inputs.push(TileInput {
+                feature: index,
+                tile_set: tile_set.clone(),
+                coverage: snapshot.coverage(&tile_set.id),
+                plan: Arc::new(scan),
+            });
+        }
+    }
+    Ok(inputs)
 }
 
 /// DataFusion's physical planner with Tessera's extension planner.

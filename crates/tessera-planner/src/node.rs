@@ -19,6 +19,8 @@ use tessera_aggregates::BoundAggregate;
 use tessera_definitions::FeatureName;
 use tessera_time::{Duration, Grid, WindowLength, WindowSemantics};
 
+use crate::options::CoverageFallback;
+
 /// Name of the events plan's key columns: `__tessera_key_<i>`.
 pub fn event_key_column(index: usize) -> String {
     format!("__tessera_key_{index}")
@@ -58,6 +60,35 @@ pub struct FeaturePlan {
     pub default: Option<ScalarValue>,
     /// The requested windows.
     pub windows: Vec<WindowPlan>,
+    /// With `use_tile_store`: the tile set of each grid the windows use.
+    pub tile_sets: Vec<TileSetRef>,
+}
+
+impl FeaturePlan {
+    /// The tile set serving the windows on `grid`, if tiles are used.
+    pub fn tile_set(&self, grid: &Grid) -> Option<&TileSetRef> {
+        self.tile_sets.iter().find(|t| t.grid == *grid)
+    }
+}
+
+/// The tile set serving one grid of a feature (SEMANTICS.md §7).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TileSetRef {
+    /// The grid.
+    pub grid: Grid,
+    /// The tile set's id.
+    pub id: String,
+    /// Its series' id.
+    pub series: String,
+}
+
+/// Where a training set reads tiles from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TileSourcePlan {
+    /// The tile store URL.
+    pub url: String,
+    /// What to do about needed ranges no backfill covers.
+    pub fallback: CoverageFallback,
 }
 
 /// Features computed from one scan of one source.
@@ -114,17 +145,18 @@ impl SemanticsPlan {
         }
     }
 
-    /// How a window is computed, for EXPLAIN (its grid is shown beside it).
-    pub fn describe_source(&self) -> String {
+    /// How a window is computed, for EXPLAIN (its grid is shown beside it):
+    /// its buckets come from `tile_set` when given, else from raw events.
+    pub fn describe_source(&self, tile_set: Option<&TileSetRef>) -> String {
+        let buckets = match tile_set {
+            Some(tiles) => format!("tiles of series {} (tile set {})", tiles.series, tiles.id),
+            None => "buckets built from raw events".to_string(),
+        };
         match self.source {
-            WindowSource::RawEdges => {
-                "raw events at the edges, buckets built from raw events between".to_string()
-            }
-            WindowSource::Buckets => "buckets built from raw events".to_string(),
+            WindowSource::RawEdges => format!("raw events at the edges, {buckets} between"),
+            WindowSource::Buckets => buckets,
             WindowSource::BufferedBuckets(buffer) => {
-                format!(
-                    "raw events after floor_b(t - {buffer}), buckets built from raw events before"
-                )
+                format!("raw events after floor_b(t - {buffer}), {buckets} before")
             }
         }
     }
@@ -156,6 +188,8 @@ pub struct PointInTimeNode {
     pub stages: Vec<StagePlan>,
     /// The semantics.
     pub semantics: SemanticsPlan,
+    /// Where tiles come from, with `use_tile_store`.
+    pub tiles: Option<TileSourcePlan>,
     /// Spine fields then feature fields.
     pub schema: DFSchemaRef,
 }
@@ -206,7 +240,7 @@ pub fn fmt_stages(
                     feature.call,
                     window.window,
                     window.grid,
-                    semantics.describe_source()
+                    semantics.describe_source(feature.tile_set(&window.grid))
                 )?;
             }
         }

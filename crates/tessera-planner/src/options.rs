@@ -36,7 +36,12 @@ pub struct TesseraOptions {
     pub continuous_buffer_duration: Option<Duration>,
     /// What to do about tile ranges no backfill covers.
     pub tile_coverage_fallback: CoverageFallback,
+    /// Where tiles live: a folder, `file:///…` or `s3://bucket/prefix`.
+    pub tile_store_url: String,
 }
+
+/// The tile store of a first run: a folder beside the working directory.
+pub const DEFAULT_TILE_STORE_URL: &str = "./tiles";
 
 impl Default for TesseraOptions {
     fn default() -> Self {
@@ -46,12 +51,13 @@ impl Default for TesseraOptions {
             use_tile_store: false,
             continuous_buffer_duration: None,
             tile_coverage_fallback: CoverageFallback::Error,
+            tile_store_url: DEFAULT_TILE_STORE_URL.to_string(),
         }
     }
 }
 
 /// Every option: key without prefix, and its description.
-const OPTIONS: [(&str, &str); 5] = [
+const OPTIONS: [(&str, &str); 6] = [
     (
         "use_materialized_offline_query",
         "Merge complete buckets that intersect each window (bucketed semantics) instead of rescanning raw events.",
@@ -71,6 +77,10 @@ const OPTIONS: [(&str, &str); 5] = [
     (
         "tile_coverage_fallback",
         "'error' (default) or 'raw': what to do about tile ranges no backfill covers.",
+    ),
+    (
+        "tile_store_url",
+        "Where tiles are stored: a folder (default ./tiles), file:///path or s3://bucket/prefix.",
     ),
 ];
 
@@ -106,6 +116,7 @@ impl TesseraOptions {
                 CoverageFallback::Error => "error".to_string(),
                 CoverageFallback::Raw => "raw".to_string(),
             },
+            "tile_store_url" => self.tile_store_url.clone(),
             _ => return None,
         })
     }
@@ -169,6 +180,15 @@ impl ExtensionOptions for TesseraOptions {
                         );
                     }
                 }
+            }
+            "tile_store_url" => {
+                let url = value.trim();
+                if url.is_empty() {
+                    return plan_err!(
+                        "invalid value '' for tessera.tile_store_url: expected a folder, file:///path or s3://bucket/prefix"
+                    );
+                }
+                self.tile_store_url = url.to_string();
             }
             _ => {
                 let known: Vec<String> = OPTIONS

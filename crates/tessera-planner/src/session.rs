@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::TableFunction;
 use datafusion::common::Result;
@@ -21,11 +21,15 @@ use tessera_definitions::{
     FeatureDefinition, FeatureRegistry, TesseraParser, TesseraStatement, format_bucket_durations,
 };
 
+use tessera_tiles::{TileStore, VacuumReport};
+
+use crate::aggregations::{list_aggregations, vacuum_aggregations};
+use crate::backfill::{BackfillReport, BackfillRequest, NoProgress, plan_backfill, run_backfill};
 use crate::binding::BoundFeature;
 use crate::extension_planner::TesseraQueryPlanner;
 use crate::options::TesseraOptions;
 use crate::table_function::PointInTimeFunction;
-use crate::training_set::registry;
+use crate::training_set::{options, registry};
 
 /// Adds Tessera to a session under construction: options, registry, SQL
 /// functions, the `point_in_time` table function and the query planner.
@@ -127,11 +131,81 @@ pub async fn execute_statement(
             empty_result(ctx)
         }
         TesseraStatement::ShowFeatures => ctx.read_batch(features_table(&registry.list()?)?),
+        TesseraStatement::Backfill {
+            features,
+            lower,
+            upper,
+        } => {
+            let state = ctx.state();
+            let request = BackfillRequest {
+                features,
+                lower,
+                upper,
+                chunk: None,
+            };
+            let plan = plan_backfill(&state, &request)?;
+            let store = TileStore::open(&options(&state).tile_store_url)?;
+            let report = run_backfill(&state, &store, &plan, &NoProgress).await?;
+            ctx.read_batch(backfill_table(&report)?)
+        }
+        TesseraStatement::ShowAggregations => {
+            let state = ctx.state();
+            let store = TileStore::open(&options(&state).tile_store_url)?;
+            ctx.read_batch(list_aggregations(&state, &store).await?)
+        }
+        TesseraStatement::VacuumAggregations => {
+            let state = ctx.state();
+            let store = TileStore::open(&options(&state).tile_store_url)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as i64);
+            let report = vacuum_aggregations(&state, &store, now, VACUUM_GRACE).await?;
+            ctx.read_batch(vacuum_table(&report)?)
+        }
         TesseraStatement::DataFusion(statement) => {
             let plan = ctx.state().statement_to_plan(*statement).await?;
             ctx.execute_logical_plan(plan).await
         }
     }
+}
+
+/// How long `VACUUM WINDOWED AGGREGATIONS` leaves unreferenced files alone:
+/// long enough for any running backfill to commit them.
+pub const VACUUM_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// One row of counts, all `UInt64`.
+fn counts_table(counts: &[(&str, u64)]) -> Result<RecordBatch> {
+    let schema = Schema::new(
+        counts
+            .iter()
+            .map(|(name, _)| Field::new(*name, DataType::UInt64, false))
+            .collect::<Vec<_>>(),
+    );
+    let columns = counts
+        .iter()
+        .map(|(_, value)| Arc::new(UInt64Array::from(vec![*value])) as ArrayRef)
+        .collect();
+    Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
+}
+
+fn backfill_table(report: &BackfillReport) -> Result<RecordBatch> {
+    counts_table(&[
+        ("version", report.version),
+        ("tile_sets", report.tile_sets as u64),
+        ("files", report.files as u64),
+        ("events", report.events),
+        ("tile_rows", report.tile_rows),
+        ("bytes", report.bytes),
+    ])
+}
+
+fn vacuum_table(report: &VacuumReport) -> Result<RecordBatch> {
+    counts_table(&[
+        ("expired_ranges", report.expired.len() as u64),
+        ("deleted_files", report.deleted_files.len() as u64),
+        ("deleted_bytes", report.deleted_bytes),
+        ("kept_recent", report.kept_recent as u64),
+    ])
 }
 
 fn empty_result(ctx: &SessionContext) -> Result<DataFrame> {

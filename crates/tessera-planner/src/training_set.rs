@@ -23,9 +23,10 @@ use tessera_time::WindowLength;
 
 use crate::binding::{BoundFeature, is_time_type};
 use crate::node::{
-    EVENT_TIME_COLUMN, FeaturePlan, PointInTimeNode, SemanticsPlan, StagePlan, WindowPlan,
-    event_argument_column, event_key_column,
+    EVENT_TIME_COLUMN, FeaturePlan, PointInTimeNode, SemanticsPlan, StagePlan, TileSetRef,
+    TileSourcePlan, WindowPlan, event_argument_column, event_key_column,
 };
+use crate::tile_sets::{grids_of, tile_set_of};
 use crate::options::TesseraOptions;
 
 /// The registry of `state`, or an error saying Tessera is not registered.
@@ -58,11 +59,6 @@ pub fn plan_training_set(
     requests: &[FeatureRequest],
     options: &TesseraOptions,
 ) -> Result<LogicalPlan> {
-    if options.use_tile_store {
-        return plan_err!(
-            "tessera.use_tile_store = true: this build has no tile store yet; set it to false to compute from raw events"
-        );
-    }
     if requests.is_empty() {
         return plan_err!("point_in_time needs at least one feature");
     }
@@ -115,7 +111,7 @@ pub fn plan_training_set(
         .collect();
     for (_, stage) in stages {
         inputs.push(stage.events_plan(&spine_schema)?);
-        let plan = stage.plan();
+        let plan = stage.plan(options.use_tile_store)?;
         for feature in &plan.features {
             for window in &feature.windows {
                 fields.push((
@@ -135,11 +131,16 @@ pub fn plan_training_set(
         spine_schema.metadata().clone(),
     )?);
     let semantics = SemanticsPlan::from_options(options);
+    let tiles = options.use_tile_store.then(|| TileSourcePlan {
+        url: options.tile_store_url.clone(),
+        fallback: options.tile_coverage_fallback,
+    });
     let node = PointInTimeNode {
         inputs,
         time_column: time_column.to_string(),
         stages: stage_plans,
         semantics,
+        tiles,
         schema,
     };
     Ok(LogicalPlan::Extension(Extension {
@@ -281,32 +282,54 @@ impl BoundStage {
         .build()
     }
 
-    fn plan(self) -> StagePlan {
+    /// The stage's plan; with `use_tiles`, each feature names the tile set of each of its grids.
+    fn plan(self, use_tiles: bool) -> Result<StagePlan> {
         let first = self.first();
-        StagePlan {
+        let mut plan = StagePlan {
             source: first.table.to_string(),
             spine_keys: first.definition.keys.clone(),
             filter: first.definition.filter.clone(),
-            features: self
-                .features
-                .into_iter()
-                .map(|(feature, windows)| FeaturePlan {
-                    name: feature.definition.name.clone(),
-                    call: feature.definition.aggregate.to_string(),
-                    argument_columns: feature.arguments.len()
-                        + usize::from(feature.aggregate.needs_event_time),
-                    aggregate: feature.aggregate,
-                    default: feature.default,
-                    windows,
-                })
-                .collect(),
+            features: Vec::with_capacity(self.features.len()),
+        };
+        for (feature, windows) in self.features {
+            let tile_sets = if use_tiles {
+                tile_set_refs(&feature)?
+            } else {
+                Vec::new()
+            };
+            plan.features.push(FeaturePlan {
+                name: feature.definition.name.clone(),
+                call: feature.definition.aggregate.to_string(),
+                argument_columns: feature.arguments.len()
+                    + usize::from(feature.aggregate.needs_event_time),
+                aggregate: feature.aggregate,
+                default: feature.default,
+                windows,
+                tile_sets,
+            });
         }
+        Ok(plan)
     }
+}
+
+/// The tile set of each grid of `feature`.
+fn tile_set_refs(feature: &BoundFeature) -> Result<Vec<TileSetRef>> {
+    grids_of(feature)?
+        .into_iter()
+        .map(|grid| {
+            let description = tile_set_of(feature, grid)?;
+            Ok(TileSetRef {
+                grid,
+                id: description.id(),
+                series: description.series.id(),
+            })
+        })
+        .collect()
 }
 
 /// The argument columns of a feature: its column arguments, then the event
 /// time in microseconds when the state breaks ties by it.
-fn feature_columns(
+pub(crate) fn feature_columns(
     feature: &BoundFeature,
     timestamp: &str,
     schema: &DFSchema,

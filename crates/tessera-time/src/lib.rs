@@ -13,12 +13,14 @@ mod duration;
 mod error;
 mod grid;
 mod instant;
+mod ranges;
 mod window;
 
 pub use duration::{Duration, MAX_WINDOW_MICROS, MICROS_PER_DAY, MICROS_PER_SECOND, WindowLength};
 pub use error::TimeError;
 pub use grid::Grid;
 pub use instant::{Instant, format_instant, parse_instant};
+pub use ranges::TimeRanges;
 pub use window::{EventRange, WindowSemantics};
 
 #[cfg(test)]

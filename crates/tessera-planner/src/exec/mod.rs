@@ -7,13 +7,16 @@
 //!       PointInTimeExec (stage 1)
 //!         SpineEnumerateExec       spine + __tessera_row
 //!         <events plan of stage 1>
+//!         TileScanExec …           with use_tile_store: one per tile set of the stage
 //! ```
 
 mod enumerate;
 mod point_in_time;
 mod spine_order;
-mod time;
+mod tile_scan;
+pub(crate) mod time;
 
 pub use enumerate::{ROW_COLUMN, SpineEnumerateExec};
-pub use point_in_time::PointInTimeExec;
+pub use point_in_time::{PointInTimeExec, TileInput};
 pub use spine_order::RestoreSpineOrderExec;
+pub use tile_scan::{TILE_BUCKET_COLUMN, TileScanExec};

@@ -12,17 +12,26 @@
 //! leaves each part once: the cost grows with events + spine rows, never
 //! their product, and a window holds at most one bucket of raw events at
 //! each edge.
+//!
+//! With `use_tile_store`, every tile set of the stage is a further input,
+//! co-partitioned and sorted by key and bucket like the events. A window's
+//! buckets then come from the key's tile rows wherever its tile set is
+//! covered and are built from raw events elsewhere; the raw edges stay raw.
+//! Unless the coverage fallback is `raw`, a row whose buckets reach a range
+//! the tiles do not cover (from the key's first event on) fails the query
+//! with the missing ranges.
 
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::compute::kernels::zip::zip;
 use datafusion::arrow::compute::{SortOptions, cast, concat_batches};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::row::{OwnedRow, Row, RowConverter, Rows, SortField};
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{Result, internal_err};
+use datafusion::common::{Result, exec_err, internal_err};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::Column;
@@ -40,14 +49,29 @@ use datafusion::physical_plan::metrics::{
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::StreamExt;
-use tessera_aggregates::{Part, SlidingAggregate};
-use tessera_time::{EventRange, Grid, WindowLength, WindowSemantics};
+use tessera_aggregates::{BucketSource, Part, SlidingAggregate};
+use tessera_time::{EventRange, Grid, TimeRanges, WindowLength, WindowSemantics, format_instant};
 
 use super::time::{non_null_micros, to_micros};
+use super::tile_scan::TILE_BUCKET_COLUMN;
 use crate::node::{
-    EVENT_TIME_COLUMN, SemanticsPlan, StagePlan, WindowSource, event_argument_column,
+    EVENT_TIME_COLUMN, SemanticsPlan, StagePlan, TileSetRef, WindowSource, event_argument_column,
     event_key_column, fmt_stages,
 };
+use crate::options::CoverageFallback;
+
+/// A tile set a stage reads: the feature and grid it serves, what it covers, and its scan.
+#[derive(Debug, Clone)]
+pub struct TileInput {
+    /// The feature's position in the stage.
+    pub feature: usize,
+    /// The tile set.
+    pub tile_set: TileSetRef,
+    /// Its covered bucket ranges at the pinned version.
+    pub coverage: TimeRanges,
+    /// Its rows ([`super::TileScanExec`]).
+    pub plan: Arc<dyn ExecutionPlan>,
+}
 
 /// Keys and times sort ascending with nulls first on both sides, so that the
 /// row encodings of spine and event keys compare in the same order.
@@ -61,6 +85,8 @@ const SORT: SortOptions = SortOptions {
 pub struct PointInTimeExec {
     spine: Arc<dyn ExecutionPlan>,
     events: Arc<dyn ExecutionPlan>,
+    tiles: Vec<TileInput>,
+    fallback: CoverageFallback,
     stage: Arc<StagePlan>,
     semantics: SemanticsPlan,
     time_column: String,
@@ -82,10 +108,13 @@ struct Layout {
 }
 
 impl PointInTimeExec {
-    /// A stage over `spine` (which carries the spine time column) and `events`.
+    /// A stage over `spine` (which carries the spine time column), `events`
+    /// and the stage's tile sets (none without `use_tile_store`).
     pub fn try_new(
         spine: Arc<dyn ExecutionPlan>,
         events: Arc<dyn ExecutionPlan>,
+        tiles: Vec<TileInput>,
+        fallback: CoverageFallback,
         stage: Arc<StagePlan>,
         semantics: SemanticsPlan,
         time_column: String,
@@ -106,6 +135,8 @@ impl PointInTimeExec {
         Ok(Self {
             spine,
             events,
+            tiles,
+            fallback,
             stage,
             semantics,
             time_column,
@@ -198,7 +229,8 @@ impl ExecutionPlan for PointInTimeExec {
     }
 
     fn input_distribution_requirements(&self) -> InputDistributionRequirements {
-        InputDistributionRequirements::co_partitioned(vec![
+        let keys = self.layout.event_keys.len();
+        let mut distributions = vec![
             Distribution::KeyPartitioned(Self::key_exprs(
                 &self.spine.schema(),
                 &self.layout.spine_keys,
@@ -207,11 +239,20 @@ impl ExecutionPlan for PointInTimeExec {
                 &self.events.schema(),
                 &self.layout.event_keys,
             )),
-        ])
+        ];
+        for tiles in &self.tiles {
+            let tile_keys: Vec<usize> = (0..keys).collect();
+            distributions.push(Distribution::KeyPartitioned(Self::key_exprs(
+                &tiles.plan.schema(),
+                &tile_keys,
+            )));
+        }
+        InputDistributionRequirements::co_partitioned(distributions)
     }
 
     fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
-        vec![
+        let keys = self.layout.event_keys.len();
+        let mut orderings = vec![
             Some(OrderingRequirements::from(Self::ordering(
                 &self.spine.schema(),
                 &self.layout.spine_keys,
@@ -222,17 +263,29 @@ impl ExecutionPlan for PointInTimeExec {
                 &self.layout.event_keys,
                 self.layout.event_time,
             ))),
-        ]
+        ];
+        for tiles in &self.tiles {
+            let tile_keys: Vec<usize> = (0..keys).collect();
+            orderings.push(Some(OrderingRequirements::from(Self::ordering(
+                &tiles.plan.schema(),
+                &tile_keys,
+                keys,
+            ))));
+        }
+        orderings
     }
 
     /// The sweep needs its inputs sorted by key and time; a sort pushed
     /// through it from above would break that, so it claims no order.
     fn maintains_input_order(&self) -> Vec<bool> {
-        vec![false, false]
+        vec![false; 2 + self.tiles.len()]
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.spine, &self.events]
+        [&self.spine, &self.events]
+            .into_iter()
+            .chain(self.tiles.iter().map(|t| &t.plan))
+            .collect()
     }
 
     fn apply_expressions(
@@ -247,13 +300,31 @@ impl ExecutionPlan for PointInTimeExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let [spine, events]: [Arc<dyn ExecutionPlan>; 2] = match children.try_into() {
-            Ok(children) => children,
-            Err(_) => return internal_err!("PointInTimeExec takes exactly two children"),
+        if children.len() != 2 + self.tiles.len() {
+            return internal_err!(
+                "PointInTimeExec takes {} children, got {}",
+                2 + self.tiles.len(),
+                children.len()
+            );
+        }
+        let mut children = children.into_iter();
+        let (Some(spine), Some(events)) = (children.next(), children.next()) else {
+            return internal_err!("PointInTimeExec lost its spine and events children");
         };
+        let tiles = self
+            .tiles
+            .iter()
+            .zip(children)
+            .map(|(tiles, plan)| TileInput {
+                plan,
+                ..tiles.clone()
+            })
+            .collect();
         Ok(Arc::new(Self::try_new(
             spine,
             events,
+            tiles,
+            self.fallback,
             Arc::clone(&self.stage),
             self.semantics,
             self.time_column.clone(),
@@ -282,7 +353,7 @@ impl ExecutionPlan for PointInTimeExec {
         let reservation = MemoryConsumer::new(format!("PointInTimeExec[{partition}]"))
             .register(context.memory_pool());
         let spine = self.spine.execute(partition, Arc::clone(&context))?;
-        let events = self.events.execute(partition, context)?;
+        let events = self.events.execute(partition, Arc::clone(&context))?;
         let key_fields = self
             .layout
             .spine_keys
@@ -292,7 +363,24 @@ impl ExecutionPlan for PointInTimeExec {
             })
             .collect();
         let converter = Arc::new(RowConverter::new(key_fields)?);
+        let key_count = self.layout.event_keys.len();
+        let tile_cursors = self
+            .tiles
+            .iter()
+            .map(|tiles| {
+                Ok(EventCursor {
+                    stream: tiles.plan.execute(partition, Arc::clone(&context))?,
+                    converter: Arc::clone(&converter),
+                    key_columns: (0..key_count).collect(),
+                    batch: None,
+                    offset: 0,
+                    exhausted: false,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let sweep = Sweep {
+            tile_cursors,
+            key_tiles: Vec::new(),
             spine,
             events: EventCursor {
                 stream: events,
@@ -304,7 +392,7 @@ impl ExecutionPlan for PointInTimeExec {
             },
             converter,
             layout: Arc::clone(&self.layout),
-            windows: build_windows(&self.stage, self.semantics)?,
+            windows: build_windows(&self.stage, self.semantics, &self.tiles, self.fallback)?,
             current_key: None,
             key_times: Vec::new(),
             stats: SweepMetrics::new(&self.metrics, partition),
@@ -379,9 +467,23 @@ impl PartCursor {
     }
 }
 
+/// A window's tile set: which tile input serves it, what it covers, and what
+/// rows needed beyond that.
+struct WindowTiles {
+    input: usize,
+    tile_set: TileSetRef,
+    coverage: TimeRanges,
+    /// Whether uncovered ranges fail the query rather than come from raw events.
+    strict: bool,
+    /// Needed bucket ranges the tiles do not cover (reported when `strict`).
+    missing: TimeRanges,
+}
+
 /// One requested window: its sliding aggregate and where its parts stand.
 struct WindowCursor {
     feature: usize,
+    /// The feature's name, for errors.
+    feature_name: String,
     window: WindowLength,
     grid: Grid,
     semantics: SemanticsPlan,
@@ -390,17 +492,37 @@ struct WindowCursor {
     default: Option<datafusion::common::ScalarValue>,
     /// Start times of the loaded key's non-empty buckets on this window's grid.
     bucket_starts: Vec<i64>,
+    /// With `use_tile_store`: where the window's tiles come from.
+    tiles: Option<WindowTiles>,
+    /// The first bucket with raw events of the loaded key: nothing before it is needed.
+    first_needed: Option<i64>,
     tail: PartCursor,
     buckets: PartCursor,
     head: PartCursor,
 }
 
-fn build_windows(stage: &StagePlan, semantics: SemanticsPlan) -> Result<Vec<WindowCursor>> {
+fn build_windows(
+    stage: &StagePlan,
+    semantics: SemanticsPlan,
+    tile_inputs: &[TileInput],
+    fallback: CoverageFallback,
+) -> Result<Vec<WindowCursor>> {
     let mut windows = Vec::new();
     for (feature_index, feature) in stage.features.iter().enumerate() {
         for window in &feature.windows {
+            let tiles = tile_inputs
+                .iter()
+                .position(|t| t.feature == feature_index && t.tile_set.grid == window.grid)
+                .map(|input| WindowTiles {
+                    input,
+                    tile_set: tile_inputs[input].tile_set.clone(),
+                    coverage: tile_inputs[input].coverage.clone(),
+                    strict: fallback == CoverageFallback::Error,
+                    missing: TimeRanges::new(),
+                });
             windows.push(WindowCursor {
                 feature: feature_index,
+                feature_name: feature.name.to_string(),
                 window: window.window,
                 grid: window.grid,
                 semantics,
@@ -408,6 +530,8 @@ fn build_windows(stage: &StagePlan, semantics: SemanticsPlan) -> Result<Vec<Wind
                 result_type: feature.aggregate.result_type.clone(),
                 default: feature.default.clone(),
                 bucket_starts: Vec::new(),
+                tiles,
+                first_needed: None,
                 tail: PartCursor::default(),
                 buckets: PartCursor::default(),
                 head: PartCursor::default(),
@@ -418,23 +542,72 @@ fn build_windows(stage: &StagePlan, semantics: SemanticsPlan) -> Result<Vec<Wind
 }
 
 impl WindowCursor {
-    /// Loads a key's events, grouping them into this window's buckets when its source uses buckets.
-    fn load(&mut self, arguments: &[ArrayRef], times: &[i64]) -> Result<usize> {
-        let mut bounds = Vec::new();
+    /// Loads a key's events and tile rows, taking each bucket from the tiles
+    /// where they cover it and building it from the events elsewhere.
+    fn load(
+        &mut self,
+        arguments: &[ArrayRef],
+        times: &[i64],
+        key_tiles: &[RecordBatch],
+    ) -> Result<usize> {
+        let runs = bucket_runs(&self.grid, times);
+        self.first_needed = times.first().map(|&ts| self.grid.floor(ts));
         self.bucket_starts.clear();
-        let mut previous = None;
-        for (row, &ts) in times.iter().enumerate() {
-            let index = self.grid.index(ts);
-            if previous != Some(index) {
-                bounds.push(row);
-                self.bucket_starts.push(self.grid.bucket_start(index));
-                previous = Some(index);
+        let mut sources = Vec::with_capacity(runs.len());
+        let tile_rows = self.tiles.as_ref().map(|t| &key_tiles[t.input]);
+        let Some(tile_rows) = tile_rows else {
+            for (start, from, to) in runs {
+                self.bucket_starts.push(start);
+                sources.push(BucketSource::Events(from, to));
+            }
+            self.aggregate.load(arguments, &sources, &[])?;
+            self.reset_cursors();
+            return Ok(self.aggregate.bucket_count());
+        };
+        let coverage = &self.tiles.as_ref().map(|t| &t.coverage).cloned().unwrap_or_default();
+        let keys = tile_key_count(tile_rows);
+        let tile_starts = tile_rows
+            .column_by_name(TILE_BUCKET_COLUMN)
+            .map(|c| c.as_primitive::<Int64Type>().values().to_vec())
+            .unwrap_or_default();
+        let mut raw = runs
+            .into_iter()
+            .filter(|(start, _, _)| !coverage.contains(*start))
+            .peekable();
+        let mut tile = tile_starts.iter().copied().enumerate().peekable();
+        loop {
+            let take_raw = match (raw.peek(), tile.peek()) {
+                (Some((raw_start, _, _)), Some((_, tile_start))) => raw_start < tile_start,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if take_raw {
+                let (start, from, to) = raw.next().expect("peeked");
+                self.bucket_starts.push(start);
+                sources.push(BucketSource::Events(from, to));
+            } else {
+                let (row, start) = tile.next().expect("peeked");
+                self.bucket_starts.push(start);
+                sources.push(BucketSource::Tile(row));
             }
         }
-        bounds.push(times.len());
-        self.aggregate.load(arguments, &bounds)?;
+        self.aggregate
+            .load(arguments, &sources, &tile_rows.columns()[keys + 1..])?;
         self.reset_cursors();
         Ok(self.aggregate.bucket_count())
+    }
+
+    /// Notes the part of `[start, end)` the tiles do not cover (from the key's
+    /// first event on), when uncovered ranges are errors.
+    fn require_buckets(&mut self, start: Option<i64>, end: i64) {
+        let (Some(tiles), Some(first)) = (self.tiles.as_mut(), self.first_needed) else {
+            return;
+        };
+        let start = start.map_or(first, |s| s.max(first));
+        if tiles.strict && !tiles.coverage.contains_range(start, end) {
+            tiles.missing = tiles.missing.union(&tiles.coverage.missing(start, end));
+        }
     }
 
     fn reset_cursors(&mut self) {
@@ -446,6 +619,7 @@ impl WindowCursor {
     /// Loads a key's events, taking the buckets `donor` (same feature and grid) built.
     fn load_sharing(&mut self, arguments: &[ArrayRef], donor: &WindowCursor) -> Result<()> {
         self.bucket_starts.clone_from(&donor.bucket_starts);
+        self.first_needed = donor.first_needed;
         self.aggregate
             .load_sharing_buckets(arguments, donor.aggregate.as_ref())?;
         self.reset_cursors();
@@ -455,7 +629,7 @@ impl WindowCursor {
     /// Slides the window's parts to what row time `t` sees and emits its value.
     fn emit_at(&mut self, t: i64, times: &[i64]) {
         let aggregate = self.aggregate.as_mut();
-        match self.semantics.source {
+        let body = match self.semantics.source {
             WindowSource::RawEdges => {
                 // Partial buckets at the edges from raw events, whole buckets in between.
                 let range = self
@@ -481,11 +655,13 @@ impl WindowCursor {
                     end: range.end,
                 };
                 self.head.slide(aggregate, Part::Head, times, head);
+                body
             }
             WindowSource::Buckets => {
                 let range = WindowSemantics::Bucketed.event_range(self.window, &self.grid, t);
                 self.buckets
                     .slide(aggregate, Part::Buckets, &self.bucket_starts, range);
+                range
             }
             WindowSource::BufferedBuckets(buffer) => {
                 // [floor(t - w), t] split at the buffer: buckets before it, raw events after.
@@ -505,13 +681,30 @@ impl WindowCursor {
                     end: aligned.end,
                 };
                 self.head.slide(aggregate, Part::Head, times, head);
+                body
             }
-        }
+        };
         aggregate.emit();
+        self.require_buckets(body.start, body.end);
     }
 
     /// The finished output column of one spine batch, with defaults applied.
     fn finish(&mut self) -> Result<ArrayRef> {
+        if let Some(tiles) = self.tiles.as_ref().filter(|t| !t.missing.is_empty()) {
+            let ranges = tiles.missing.ranges();
+            let (first, last) = (ranges[0].0, ranges[ranges.len() - 1].1);
+            return exec_err!(
+                "feature {}: window {} needs buckets that the tiles of series {} (tile set {}) do not cover: {}; backfill them (tessera aggregate backfill --feature {} --store-offline --lower-bound {} --upper-bound {}) or SET tessera.tile_coverage_fallback = 'raw'",
+                self.feature_name,
+                self.window,
+                tiles.tile_set.series,
+                tiles.tile_set.id,
+                tiles.missing,
+                self.feature_name,
+                format_instant(first),
+                format_instant(last)
+            );
+        }
         let (values, empty) = self.aggregate.finish()?;
         let values = if values.data_type() == &self.result_type {
             values
@@ -525,10 +718,38 @@ impl WindowCursor {
     }
 }
 
-/// The merge of one partition's spine and events.
+/// The number of key columns of a tile input (everything before the bucket column).
+fn tile_key_count(tile_rows: &RecordBatch) -> usize {
+    tile_rows
+        .schema()
+        .index_of(TILE_BUCKET_COLUMN)
+        .unwrap_or_default()
+}
+
+/// `(bucket start, first event, end)` of each run of `times` in one bucket of `grid`.
+fn bucket_runs(grid: &Grid, times: &[i64]) -> Vec<(i64, usize, usize)> {
+    let mut runs: Vec<(i64, usize, usize)> = Vec::new();
+    let mut previous = None;
+    for (row, &ts) in times.iter().enumerate() {
+        let index = grid.index(ts);
+        if previous != Some(index) {
+            if let Some(last) = runs.last_mut() {
+                last.2 = row;
+            }
+            runs.push((grid.bucket_start(index), row, times.len()));
+            previous = Some(index);
+        }
+    }
+    runs
+}
+
+/// The merge of one partition's spine, events and tiles.
 struct Sweep {
     spine: SendableRecordBatchStream,
     events: EventCursor,
+    /// One cursor per tile input, and the current key's rows of each.
+    tile_cursors: Vec<EventCursor>,
+    key_tiles: Vec<RecordBatch>,
     converter: Arc<RowConverter>,
     layout: Arc<Layout>,
     windows: Vec<WindowCursor>,
@@ -562,6 +783,10 @@ impl Sweep {
             {
                 timer.stop();
                 let events = self.events.take_key(key).await?;
+                self.key_tiles.clear();
+                for cursor in &mut self.tile_cursors {
+                    self.key_tiles.push(cursor.take_key(key).await?);
+                }
                 timer.restart();
                 self.start_key(key, &events)?;
             }
@@ -607,10 +832,11 @@ impl Sweep {
                 .find(|w| w.feature == window.feature && w.grid == window.grid);
             match donor {
                 Some(donor) => window.load_sharing(&arguments, donor)?,
-                None => self
-                    .stats
-                    .buckets
-                    .add(window.load(&arguments, &self.key_times)?),
+                None => self.stats.buckets.add(window.load(
+                    &arguments,
+                    &self.key_times,
+                    &self.key_tiles,
+                )?),
             }
         }
         let bucket_bytes: usize = self
@@ -618,7 +844,15 @@ impl Sweep {
             .iter()
             .map(|w| w.aggregate.bucket_bytes())
             .sum();
-        let bytes = events.get_array_memory_size() + self.key_times.capacity() * 8 + bucket_bytes;
+        let tile_bytes: usize = self
+            .key_tiles
+            .iter()
+            .map(RecordBatch::get_array_memory_size)
+            .sum();
+        let bytes = events.get_array_memory_size()
+            + self.key_times.capacity() * 8
+            + bucket_bytes
+            + tile_bytes;
         self.reservation.try_resize(bytes).map_err(|e| {
             datafusion::common::DataFusionError::ResourcesExhausted(format!(
                 "the events of one key need {bytes} bytes: {}",

@@ -1,0 +1,484 @@
+//! Backfills: raw events → bucket states → tile files → one commit.
+//!
+//! A backfill of `[L, U)` writes, for every tile set its features need,
+//! every bucket fully inside the range, `[ceil_b(L), floor_b(U))`
+//! (SEMANTICS.md §7). Planning ([`plan_backfill`]) binds the features and
+//! finds their tile sets (features sharing a series and aggregation share
+//! one). Running ([`run_backfill`]) reads each tile set's range in time
+//! chunks: per chunk, a DataFusion plan scans and filters the source and
+//! sorts by key and time (DataFusion's sort spills under a memory limit), and
+//! the sorted stream is folded run by run — one run per key and bucket —
+//! into state rows, holding at most one batch and one run at a time. Each
+//! chunk becomes one tile file, written and checked before the next starts;
+//! only after every file is written does one commit make all of them live,
+//! replacing whatever covered those ranges before. A failure anywhere leaves
+//! the store as it was, apart from unreferenced files that vacuum removes.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, TimestampMicrosecondArray, UInt32Array};
+use datafusion::arrow::compute::{SortOptions, concat_batches, take};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::dataframe::DataFrame;
+use datafusion::datasource::provider_as_source;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, col, lit};
+use futures::StreamExt;
+use tessera_aggregates::AggregateImplementation;
+use tessera_definitions::FeatureName;
+use tessera_tiles::{
+    BUCKET_START_COLUMN, CommitRequest, RangeChange, TileFile, TileSetDescription, TileStore,
+};
+use tessera_time::{Duration, Grid, Instant, MICROS_PER_DAY, format_instant};
+
+use crate::binding::BoundFeature;
+use crate::exec::time::to_micros;
+use crate::tile_sets::{grids_of, key_types, tile_set_of};
+use crate::training_set::{feature_columns, registry};
+
+/// The chunk a backfill reads at once when none is given: 30 days, at least one bucket.
+const DEFAULT_CHUNK_MICROS: i64 = 30 * MICROS_PER_DAY;
+
+/// What to backfill.
+#[derive(Debug, Clone)]
+pub struct BackfillRequest {
+    /// The features whose tile sets to write.
+    pub features: Vec<FeatureName>,
+    /// The lower bound, inclusive.
+    pub lower: Instant,
+    /// The upper bound, exclusive.
+    pub upper: Instant,
+    /// How much event time to read per chunk (and per tile file); rounded up
+    /// to whole buckets. Defaults to 30 days.
+    pub chunk: Option<Duration>,
+}
+
+/// One tile set a backfill writes.
+#[derive(Debug, Clone)]
+pub struct PlannedTileSet {
+    /// Its id.
+    pub id: String,
+    /// What it stores (with every requested feature that uses it).
+    pub description: TileSetDescription,
+    /// The bucket range written, `[ceil_b(L), floor_b(U))`.
+    pub range: (Instant, Instant),
+    /// The chunks read, in order.
+    pub chunks: Vec<(Instant, Instant)>,
+    feature: BoundFeature,
+    grid: Grid,
+}
+
+/// The tile sets of a backfill and how they are read.
+#[derive(Debug, Clone)]
+pub struct BackfillPlan {
+    /// The requested bounds.
+    pub lower: Instant,
+    /// See `lower`.
+    pub upper: Instant,
+    /// The tile sets, in request order.
+    pub tile_sets: Vec<PlannedTileSet>,
+}
+
+impl BackfillPlan {
+    /// How many chunks the backfill reads in all.
+    pub fn chunk_count(&self) -> usize {
+        self.tile_sets.iter().map(|t| t.chunks.len()).sum()
+    }
+}
+
+/// What one chunk of a backfill read and wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkReport {
+    /// The tile set.
+    pub tile_set: String,
+    /// The chunk's bucket range.
+    pub start: Instant,
+    /// See `start`.
+    pub end: Instant,
+    /// Events read.
+    pub events: u64,
+    /// Tile rows (non-empty key buckets) written.
+    pub tile_rows: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Files written (0 when the chunk had no events).
+    pub files: usize,
+}
+
+/// Receives a backfill's progress (the CLI draws a progress bar from it).
+pub trait BackfillProgress: Send + Sync {
+    /// Called after each chunk's file is written.
+    fn chunk_done(&self, report: &ChunkReport);
+}
+
+/// Progress that goes nowhere.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+
+impl BackfillProgress for NoProgress {
+    fn chunk_done(&self, _report: &ChunkReport) {}
+}
+
+/// What a finished backfill did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackfillReport {
+    /// The commit that made its tiles live.
+    pub version: u64,
+    /// Tile sets written.
+    pub tile_sets: usize,
+    /// Files written.
+    pub files: usize,
+    /// Events read.
+    pub events: u64,
+    /// Tile rows written.
+    pub tile_rows: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// Binds the requested features and plans which tile sets to write.
+pub fn plan_backfill(state: &SessionState, request: &BackfillRequest) -> Result<BackfillPlan> {
+    if request.lower >= request.upper {
+        return plan_err!(
+            "backfill lower bound {} is not before its upper bound {}",
+            format_instant(request.lower),
+            format_instant(request.upper)
+        );
+    }
+    if request.features.is_empty() {
+        return plan_err!("backfill needs at least one feature");
+    }
+    let registry = registry(state)?;
+    let mut tile_sets: Vec<PlannedTileSet> = Vec::new();
+    for name in &request.features {
+        let feature = BoundFeature::bind(state, registry.get(name)?)?;
+        for grid in grids_of(&feature)? {
+            let description = tile_set_of(&feature, grid)?;
+            let id = description.id();
+            if let Some(existing) = tile_sets.iter_mut().find(|t| t.id == id) {
+                if !existing.description.features.contains(&name.to_string()) {
+                    existing.description.features.push(name.to_string());
+                }
+                continue;
+            }
+            let range = (grid.ceil(request.lower), grid.floor(request.upper));
+            if range.0 >= range.1 {
+                return plan_err!(
+                    "backfill range [{}, {}) holds no complete {} bucket of feature {name}",
+                    format_instant(request.lower),
+                    format_instant(request.upper),
+                    grid.bucket()
+                );
+            }
+            tile_sets.push(PlannedTileSet {
+                chunks: chunks(grid, range, request.chunk),
+                id,
+                description,
+                range,
+                feature: feature.clone(),
+                grid,
+            });
+        }
+    }
+    Ok(BackfillPlan {
+        lower: request.lower,
+        upper: request.upper,
+        tile_sets,
+    })
+}
+
+/// `range` cut into chunks of whole buckets.
+fn chunks(grid: Grid, range: (Instant, Instant), chunk: Option<Duration>) -> Vec<(Instant, Instant)> {
+    let bucket = grid.bucket().micros();
+    let wanted = chunk.map_or(DEFAULT_CHUNK_MICROS, Duration::micros);
+    let buckets_per_chunk = (wanted / bucket + i64::from(wanted % bucket != 0)).max(1);
+    let step = bucket.saturating_mul(buckets_per_chunk);
+    let mut chunks = Vec::new();
+    let mut start = range.0;
+    while start < range.1 {
+        let end = start.saturating_add(step).min(range.1);
+        chunks.push((start, end));
+        start = end;
+    }
+    chunks
+}
+
+/// The number of events each planned tile set would read (for `--dry-run`).
+pub async fn estimate_events(state: &SessionState, plan: &BackfillPlan) -> Result<Vec<u64>> {
+    let mut counts = Vec::with_capacity(plan.tile_sets.len());
+    for tile_set in &plan.tile_sets {
+        let events = chunk_plan(&tile_set.feature, tile_set.range.0, tile_set.range.1, false)?;
+        counts.push(DataFrame::new(state.clone(), events).count().await? as u64);
+    }
+    Ok(counts)
+}
+
+/// Runs a planned backfill against `store` and commits it.
+pub async fn run_backfill(
+    state: &SessionState,
+    store: &TileStore,
+    plan: &BackfillPlan,
+    progress: &dyn BackfillProgress,
+) -> Result<BackfillReport> {
+    let read_version = store.latest_version().await?;
+    let mut report = BackfillReport {
+        tile_sets: plan.tile_sets.len(),
+        ..BackfillReport::default()
+    };
+    let mut files: Vec<TileFile> = Vec::new();
+    for tile_set in &plan.tile_sets {
+        for &(start, end) in &tile_set.chunks {
+            let chunk = backfill_chunk(state, store, tile_set, start, end).await?;
+            report.events += chunk.report.events;
+            report.tile_rows += chunk.report.tile_rows;
+            report.bytes += chunk.report.bytes;
+            progress.chunk_done(&chunk.report);
+            files.extend(chunk.file);
+        }
+    }
+    report.files = files.len();
+    let request = CommitRequest {
+        operation: format!(
+            "backfill [{}, {})",
+            format_instant(plan.lower),
+            format_instant(plan.upper)
+        ),
+        tile_sets: plan
+            .tile_sets
+            .iter()
+            .map(|t| (t.id.clone(), t.description.clone()))
+            .collect(),
+        replace: plan
+            .tile_sets
+            .iter()
+            .map(|t| RangeChange {
+                tile_set: t.id.clone(),
+                start: t.range.0,
+                end: t.range.1,
+            })
+            .collect(),
+        add: files,
+        expire: Vec::new(),
+    };
+    report.version = store.commit(request, read_version).await?.version;
+    Ok(report)
+}
+
+/// A chunk's file (none when it had no events) and what it did.
+struct ChunkOutcome {
+    file: Option<TileFile>,
+    report: ChunkReport,
+}
+
+async fn backfill_chunk(
+    state: &SessionState,
+    store: &TileStore,
+    tile_set: &PlannedTileSet,
+    start: Instant,
+    end: Instant,
+) -> Result<ChunkOutcome> {
+    let plan = chunk_plan(&tile_set.feature, start, end, true)?;
+    let mut stream = DataFrame::new(state.clone(), plan).execute_stream().await?;
+    let mut builder = TileRowBuilder::try_new(&tile_set.feature, tile_set.grid)?;
+    while let Some(batch) = stream.next().await {
+        builder.push(batch?)?;
+    }
+    let (schema, batches, events) = builder.finish()?;
+    let tile_rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    let file = if tile_rows == 0 {
+        None
+    } else {
+        Some(
+            store
+                .write_tile(&tile_set.id, &schema, &batches, start, end)
+                .await?,
+        )
+    };
+    Ok(ChunkOutcome {
+        report: ChunkReport {
+            tile_set: tile_set.id.clone(),
+            start,
+            end,
+            events,
+            tile_rows,
+            bytes: file.as_ref().map_or(0, |f| f.size),
+            files: usize::from(file.is_some()),
+        },
+        file,
+    })
+}
+
+/// `scan → filter(keys and time not null, WHERE, start <= ts < end) →
+/// project(keys, time, arguments)`, sorted by key then time when `sorted`.
+fn chunk_plan(feature: &BoundFeature, start: Instant, end: Instant, sorted: bool) -> Result<LogicalPlan> {
+    let definition = &feature.definition;
+    let schema = &feature.source_schema;
+    let micros = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let bound = |instant: Instant| lit(ScalarValue::TimestampMicrosecond(Some(instant), Some("UTC".into())));
+    let time = col(&definition.timestamp).cast_to(&micros, schema)?;
+    let mut predicate = col(&definition.timestamp).is_not_null();
+    for key in &definition.keys {
+        predicate = predicate.and(col(key).is_not_null());
+    }
+    if let Some(filter) = &feature.filter {
+        predicate = predicate.and(filter.clone());
+    }
+    predicate = predicate
+        .and(time.clone().gt_eq(bound(start)))
+        .and(time.clone().lt(bound(end)));
+    let mut projection: Vec<Expr> = definition.keys.iter().map(col).collect();
+    projection.push(time.alias(crate::node::EVENT_TIME_COLUMN));
+    for (j, argument) in feature_columns(feature, &definition.timestamp, schema)?
+        .into_iter()
+        .enumerate()
+    {
+        projection.push(argument.alias(crate::node::event_argument_column(0, j)));
+    }
+    let mut plan = LogicalPlanBuilder::scan(
+        feature.table.clone(),
+        provider_as_source(Arc::clone(&feature.provider)),
+        None,
+    )?
+    .filter(predicate)?
+    .project(projection)?;
+    if sorted {
+        let order = definition
+            .keys
+            .iter()
+            .map(|key| col(key).sort(true, true))
+            .chain([col(crate::node::EVENT_TIME_COLUMN).sort(true, true)])
+            .collect::<Vec<_>>();
+        plan = plan.sort(order)?;
+    }
+    plan.build()
+}
+
+/// Folds a key- and time-sorted event stream into tile rows, one per key and bucket.
+struct TileRowBuilder {
+    keys: usize,
+    grid: Grid,
+    implementation: Arc<dyn AggregateImplementation>,
+    converter: RowConverter,
+    schema: SchemaRef,
+    /// The last run of the previous batch, which the next batch may continue.
+    carry: Option<RecordBatch>,
+    output: Vec<RecordBatch>,
+    events: u64,
+}
+
+impl TileRowBuilder {
+    fn try_new(feature: &BoundFeature, grid: Grid) -> Result<Self> {
+        let key_types = key_types(feature)?;
+        let implementation = feature.aggregate.implementation()?;
+        let mut fields: Vec<Arc<Field>> = feature
+            .definition
+            .keys
+            .iter()
+            .zip(&key_types)
+            .map(|(name, data_type)| Arc::new(Field::new(name, data_type.clone(), true)))
+            .collect();
+        fields.push(Arc::new(Field::new(
+            BUCKET_START_COLUMN,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        )));
+        fields.extend(implementation.state_fields(feature.aggregate.kind.name()));
+        let sort_fields = key_types
+            .iter()
+            .map(|t| {
+                SortField::new_with_options(
+                    t.clone(),
+                    SortOptions {
+                        descending: false,
+                        nulls_first: true,
+                    },
+                )
+            })
+            .collect();
+        Ok(Self {
+            keys: key_types.len(),
+            grid,
+            implementation,
+            converter: RowConverter::new(sort_fields)?,
+            schema: Arc::new(Schema::new(fields)),
+            carry: None,
+            output: Vec::new(),
+            events: 0,
+        })
+    }
+
+    fn push(&mut self, batch: RecordBatch) -> Result<()> {
+        self.events += batch.num_rows() as u64;
+        let batch = match self.carry.take() {
+            Some(carry) => concat_batches(&batch.schema(), [&carry, &batch])?,
+            None => batch,
+        };
+        let bounds = self.run_bounds(&batch)?;
+        let Some(&last) = bounds.len().checked_sub(2).and_then(|i| bounds.get(i)) else {
+            return Ok(());
+        };
+        if last > 0 {
+            self.emit(&batch.slice(0, last), &bounds[..bounds.len() - 1])?;
+        }
+        self.carry = Some(batch.slice(last, batch.num_rows() - last));
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(SchemaRef, Vec<RecordBatch>, u64)> {
+        if let Some(carry) = self.carry.take() {
+            let bounds = self.run_bounds(&carry)?;
+            self.emit(&carry, &bounds)?;
+        }
+        Ok((self.schema, self.output, self.events))
+    }
+
+    /// `[0, b1, …, n]`: where a new key or bucket starts.
+    fn run_bounds(&self, batch: &RecordBatch) -> Result<Vec<usize>> {
+        let rows = self.converter.convert_columns(&batch.columns()[..self.keys])?;
+        let times = to_micros(batch.column(self.keys))?;
+        let times = times.values();
+        let mut bounds = vec![0];
+        for i in 1..batch.num_rows() {
+            if rows.row(i) != rows.row(i - 1)
+                || self.grid.index(times[i]) != self.grid.index(times[i - 1])
+            {
+                bounds.push(i);
+            }
+        }
+        if batch.num_rows() > 0 {
+            bounds.push(batch.num_rows());
+        }
+        Ok(bounds)
+    }
+
+    /// Appends one tile row per run of `batch`.
+    fn emit(&mut self, batch: &RecordBatch, bounds: &[usize]) -> Result<()> {
+        if bounds.len() < 2 {
+            return Ok(());
+        }
+        let firsts = UInt32Array::from_iter_values(
+            bounds[..bounds.len() - 1].iter().map(|&i| i as u32),
+        );
+        let times = to_micros(batch.column(self.keys))?;
+        let mut columns: Vec<ArrayRef> = batch.columns()[..self.keys]
+            .iter()
+            .map(|key| take(key.as_ref(), &firsts, None))
+            .collect::<std::result::Result<_, _>>()?;
+        let starts = firsts
+            .values()
+            .iter()
+            .map(|&i| self.grid.floor(times.value(i as usize)));
+        columns.push(Arc::new(
+            TimestampMicrosecondArray::from_iter_values(starts).with_timezone("UTC"),
+        ));
+        columns.extend(
+            self.implementation
+                .run_states(&batch.columns()[self.keys + 1..], bounds)?,
+        );
+        self.output
+            .push(RecordBatch::try_new(Arc::clone(&self.schema), columns)?);
+        Ok(())
+    }
+}

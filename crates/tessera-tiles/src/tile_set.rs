@@ -1,0 +1,131 @@
+//! What a tile set stores, and the ids derived from it.
+
+use serde::{Deserialize, Serialize};
+use tessera_time::{Duration, Grid};
+
+/// The unit of storage of SEMANTICS.md §7: features that agree on all of
+/// these share the series (and, per aggregation, its tiles).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SeriesDescription {
+    /// The source table.
+    pub source: String,
+    /// The key columns.
+    pub keys: Vec<String>,
+    /// The event-time column.
+    pub timestamp: String,
+    /// The aggregated value: the call's column arguments as SQL text.
+    pub value: Vec<String>,
+    /// The filter, as SQL text.
+    pub filter: Option<String>,
+    /// The bucket duration in microseconds.
+    pub bucket_micros: i64,
+    /// The grid origin in microseconds since the epoch.
+    pub origin_micros: i64,
+}
+
+impl SeriesDescription {
+    /// The series' id: 16 hex digits of a hash of the description.
+    pub fn id(&self) -> String {
+        hash_id(&serde_json::to_string(self).unwrap_or_default())
+    }
+
+    /// The series' bucket grid.
+    pub fn grid(&self) -> Grid {
+        let bucket = Duration::from_micros(self.bucket_micros)
+            .unwrap_or_else(|| Duration::from_micros(1).expect("1 µs is a valid duration"));
+        Grid::new(bucket, self.origin_micros)
+    }
+}
+
+/// One state column of a tile file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StateColumn {
+    /// The column name.
+    pub name: String,
+    /// Its Arrow type, as displayed by Arrow.
+    pub data_type: String,
+}
+
+/// One aggregation of one series: what a tile set's files hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TileSetDescription {
+    /// The series.
+    pub series: SeriesDescription,
+    /// The aggregate function, e.g. `sum`.
+    pub function: String,
+    /// The whole call with its parameters, e.g. `approx_top_k(category, 10)`.
+    pub aggregation: String,
+    /// The key columns' Arrow types in the tile files.
+    pub key_types: Vec<String>,
+    /// The state columns after the keys and `bucket_start`.
+    pub state_columns: Vec<StateColumn>,
+    /// The features that asked for it when it was last written (informational:
+    /// not part of the id).
+    pub features: Vec<String>,
+}
+
+impl TileSetDescription {
+    /// The tile set's id: a hash of everything but the feature names.
+    pub fn id(&self) -> String {
+        let identity = (
+            self.series.id(),
+            &self.function,
+            &self.aggregation,
+            &self.key_types,
+            &self.state_columns,
+        );
+        hash_id(&serde_json::to_string(&identity).unwrap_or_default())
+    }
+}
+
+fn hash_id(text: &str) -> String {
+    format!("{:016x}", twox_hash::XxHash64::oneshot(0, text.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series() -> SeriesDescription {
+        SeriesDescription {
+            source: "transactions".into(),
+            keys: vec!["user_id".into()],
+            timestamp: "ts".into(),
+            value: vec!["amount".into()],
+            filter: None,
+            bucket_micros: 86_400_000_000,
+            origin_micros: 0,
+        }
+    }
+
+    fn tile_set(function: &str) -> TileSetDescription {
+        TileSetDescription {
+            series: series(),
+            function: function.into(),
+            aggregation: format!("{function}(amount)"),
+            key_types: vec!["Int32".into()],
+            state_columns: vec![StateColumn {
+                name: format!("{function}[sum]"),
+                data_type: "Float64".into(),
+            }],
+            features: vec!["user.a".into()],
+        }
+    }
+
+    #[test]
+    fn ids_ignore_feature_names_but_not_definitions() {
+        let a = tile_set("sum");
+        let mut renamed = a.clone();
+        renamed.features = vec!["user.b".into()];
+        assert_eq!(a.id(), renamed.id());
+        assert_eq!(a.id().len(), 16);
+        assert_ne!(a.id(), tile_set("count").id());
+        let mut filtered = a.clone();
+        filtered.series.filter = Some("amount > 0".into());
+        assert_ne!(a.id(), filtered.id());
+        assert_ne!(a.series.id(), filtered.series.id());
+        let mut regridded = a.clone();
+        regridded.series.bucket_micros = 3_600_000_000;
+        assert_ne!(a.id(), regridded.id());
+    }
+}
