@@ -1,5 +1,6 @@
-//! The `tessera` command line: run SQL with feature DDL, or the demo.
+//! The `tessera` command line: run SQL with feature DDL, manage tiles, run the demo.
 
+mod aggregate;
 mod compare;
 mod demo;
 mod sql;
@@ -8,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use datafusion::prelude::SessionConfig;
+use datafusion::prelude::{SessionConfig, SessionContext};
 
 /// Point-in-time windowed feature aggregations on Apache DataFusion.
 #[derive(Debug, Parser)]
@@ -28,6 +29,14 @@ enum Command {
         /// Statements given inline.
         #[arg(short = 'c', long = "command")]
         command: Option<String>,
+        /// The tile store (sets tessera.tile_store_url): a folder, file:///path or s3://bucket/prefix.
+        #[arg(long = "tile-store", value_name = "URL")]
+        tile_store: Option<String>,
+    },
+    /// Backfill, list and vacuum the Parquet tiles of windowed aggregations.
+    Aggregate {
+        #[command(subcommand)]
+        command: aggregate::AggregateCommand,
     },
     /// Generate a transactions data set, define features and build a training set.
     Demo(demo::DemoArgs),
@@ -39,6 +48,15 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let ctx = tessera::new_context(SessionConfig::new());
+    if let Command::Sql {
+        tile_store: Some(url),
+        ..
+    } = &cli.command
+        && let Err(e) = set_tile_store(&ctx, url)
+    {
+        eprintln!("error: {}", e.strip_backtrace());
+        return ExitCode::FAILURE;
+    }
     let outcome = match cli.command {
         Command::Sql {
             file: Some(path), ..
@@ -56,6 +74,7 @@ async fn main() -> ExitCode {
         Command::Sql { .. } => sql::repl(&ctx).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
         Command::Compare(args) => compare::run(&ctx, args).await,
+        Command::Aggregate { command } => aggregate::run(&ctx, command).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -64,4 +83,13 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Points the session's `tessera.tile_store_url` at `url`.
+pub fn set_tile_store(ctx: &SessionContext, url: &str) -> datafusion::common::Result<()> {
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .options_mut()
+        .set("tessera.tile_store_url", url)
 }
