@@ -27,12 +27,14 @@
 //!
 //! The layers, each its own crate, in the order data flows through them:
 //! [`definitions`] (features and their DDL) → [`time`] (durations, grids,
-//! window semantics) → [`aggregates`] (partial states) → [`planner`] (the
-//! training-set node, options and execution).
+//! window semantics) → [`aggregates`] (partial states) → [`tiles`] (Parquet
+//! tiles of bucket states and their commit log) → [`planner`] (the
+//! training-set node, options, backfills and execution).
 
 pub use tessera_aggregates as aggregates;
 pub use tessera_definitions as definitions;
 pub use tessera_planner as planner;
+pub use tessera_tiles as tiles;
 pub use tessera_time as time;
 
 pub use tessera_definitions::{FeatureDefinition, FeatureName};

@@ -236,6 +236,12 @@ pub fn run_states<F: StateFactory>(
             if values.is_empty() {
                 Ok(datafusion::arrow::array::new_empty_array(field.data_type()))
             } else {
+                // States may give an untyped null; the column needs its field's type.
+                let typed_null = ScalarValue::try_from(field.data_type())?;
+                let values = values.into_iter().map(|value| match value {
+                    ScalarValue::Null => typed_null.clone(),
+                    value => value,
+                });
                 let array = ScalarValue::iter_to_array(values)?;
                 if array.data_type() == field.data_type() {
                     Ok(array)
