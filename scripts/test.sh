@@ -11,10 +11,11 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-# The interoperability test reads Tessera's sketches with the Apache DataSketches Python library.
-if ! python3 -c "import datasketches, pyarrow" >/dev/null 2>&1; then
-    echo "installing the Python packages the interop test needs: datasketches pyarrow" >&2
-    python3 -m pip install --quiet --disable-pip-version-check datasketches pyarrow
+# The interoperability test reads Tessera's sketches with the Apache DataSketches Python library;
+# the S3 test starts moto's S3-compatible server on 127.0.0.1 itself.
+if ! python3 -c "import datasketches, pyarrow, moto.server, boto3" >/dev/null 2>&1; then
+    echo "installing the Python packages the tests need: datasketches pyarrow moto[server]" >&2
+    python3 -m pip install --quiet --disable-pip-version-check datasketches pyarrow "moto[server]"
 fi
 
 cargo test --workspace --doc

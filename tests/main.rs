@@ -13,3 +13,4 @@ mod plans;
 mod slt;
 mod smoke;
 mod states;
+mod tiles;

@@ -14,7 +14,7 @@ use datafusion::prelude::SessionContext;
 use indicatif::{ProgressBar, ProgressStyle};
 use tessera::definitions::FeatureName;
 use tessera::planner::{
-    BackfillProgress, BackfillRequest, ChunkReport, DEFAULT_TILE_STORE_URL, TileStore,
+    BackfillProgress, BackfillReport, BackfillRequest, ChunkReport, DEFAULT_TILE_STORE_URL, TileStore,
     estimate_events, list_aggregations, plan_backfill, run_backfill, vacuum_aggregations,
 };
 use tessera::time::{Duration, format_instant, parse_instant};
@@ -173,23 +173,21 @@ async fn backfill(
         return Ok(());
     }
     let started = Clock::now();
-    let bar = ProgressBar::new(plan.chunk_count() as u64).with_style(
-        ProgressStyle::with_template(
-            "{spinner} backfill [{bar:30}] {pos}/{len} chunks {msg} ({elapsed})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    let progress = BarProgress {
-        bar: bar.clone(),
-        started,
-        totals: std::sync::Mutex::new((0, 0, 0)),
-    };
+    let progress = BackfillBar::new(plan.chunk_count());
     let report = run_backfill(&state, store, &plan, &progress).await;
-    bar.finish_and_clear();
-    let report = report?;
-    let seconds = started.elapsed().as_secs_f64();
-    println!(
+    progress.finish();
+    println!("{}", describe_backfill(&report?, store, started.elapsed()));
+    Ok(())
+}
+
+/// One line about a finished backfill: what it wrote and how fast.
+pub fn describe_backfill(
+    report: &BackfillReport,
+    store: &TileStore,
+    elapsed: std::time::Duration,
+) -> String {
+    let seconds = elapsed.as_secs_f64();
+    format!(
         "backfill committed version {} to {}: {} tile set(s), {} event(s) → {} tile row(s) in {} file(s), {} bytes, {:.1} s ({:.0} events/s)",
         report.version,
         store.url(),
@@ -200,19 +198,41 @@ async fn backfill(
         report.bytes,
         seconds,
         report.events as f64 / seconds.max(1e-9)
-    );
-    Ok(())
+    )
 }
 
-/// Draws backfill progress: chunks done, rows, buckets, files and the event rate.
-struct BarProgress {
+/// Draws backfill progress on the terminal: chunks done, events, buckets, files and the event rate.
+pub struct BackfillBar {
     bar: ProgressBar,
     started: Clock,
     /// Events, tile rows and files so far.
     totals: std::sync::Mutex<(u64, u64, usize)>,
 }
 
-impl BackfillProgress for BarProgress {
+impl BackfillBar {
+    /// A bar for `chunks` chunks.
+    pub fn new(chunks: usize) -> Self {
+        let bar = ProgressBar::new(chunks as u64).with_style(
+            ProgressStyle::with_template(
+                "{spinner} backfill [{bar:30}] {pos}/{len} chunks {msg} ({elapsed})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        Self {
+            bar,
+            started: Clock::now(),
+            totals: std::sync::Mutex::new((0, 0, 0)),
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl BackfillProgress for BackfillBar {
     fn chunk_done(&self, report: &ChunkReport) {
         let Ok(mut totals) = self.totals.lock() else {
             return;
@@ -228,6 +248,8 @@ impl BackfillProgress for BarProgress {
         self.bar.inc(1);
     }
 }
+
+
 
 fn instant(option: &str, text: &str) -> Result<i64> {
     parse_instant(text).map_err(|e| DataFusionError::Plan(format!("{option}: {e}")))

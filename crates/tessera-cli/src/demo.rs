@@ -42,6 +42,9 @@ pub struct DemoArgs {
     /// Random seed; the same seed gives the same data.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Where the demo backfills its tiles (a folder, file:///path or s3://bucket/prefix).
+    #[arg(long = "tile-store", default_value = tessera::planner::DEFAULT_TILE_STORE_URL)]
+    tile_store: String,
 }
 
 const BANKS: [&str; 6] = ["acme", "bluebank", "citadel", "dime", "evergreen", "fjord"];
@@ -143,6 +146,78 @@ pub async fn run(ctx: &SessionContext, args: DemoArgs) -> Result<()> {
         if !aligned {
             print_sample(&batches)?;
         }
+    }
+    tessera::execute_sql(
+        ctx,
+        "SET tessera.align_offline_chalk_window_with_materialization = false",
+    )
+    .await?;
+    let year = (year_start, year_start + 366 * MICROS_PER_DAY);
+    backfill_and_compare(ctx, &args.tile_store, &features, year).await
+}
+
+/// Backfills every feature's tiles over `range` with a progress bar, then
+/// runs the training set from raw events and from tiles and checks they agree.
+async fn backfill_and_compare(
+    ctx: &SessionContext,
+    url: &str,
+    features: &[Arc<tessera::FeatureDefinition>],
+    range: (i64, i64),
+) -> Result<()> {
+    use tessera::planner::{
+        BackfillRequest, PlanVariant, TesseraOptions, TileStore, compare_plans, plan_backfill,
+        run_backfill,
+    };
+    let store = TileStore::open(url)?;
+    let request = BackfillRequest {
+        features: features.iter().map(|f| f.name.clone()).collect(),
+        lower: range.0,
+        upper: range.1,
+        chunk: None,
+    };
+    let state = ctx.state();
+    let plan = plan_backfill(&state, &request)?;
+    println!(
+        "\nbackfilling {} tile sets of {} features to {url}",
+        plan.tile_sets.len(),
+        features.len()
+    );
+    let started = Instant::now();
+    let progress = crate::aggregate::BackfillBar::new(plan.chunk_count());
+    let report = run_backfill(&state, &store, &plan, &progress).await;
+    progress.finish();
+    println!(
+        "{}",
+        crate::aggregate::describe_backfill(&report?, &store, started.elapsed())
+    );
+    let variants = [
+        PlanVariant {
+            label: "raw events".to_string(),
+            options: TesseraOptions::default(),
+        },
+        PlanVariant {
+            label: "tiles".to_string(),
+            options: TesseraOptions {
+                use_tile_store: true,
+                tile_store_url: url.to_string(),
+                ..TesseraOptions::default()
+            },
+        },
+    ];
+    let names: Vec<String> = features.iter().map(|f| f.name.to_string()).collect();
+    let spinner = spinner("building the exact training set from raw events and from tiles");
+    let comparison = compare_plans(&ctx.table("spine").await?, "ts", &names, &variants, 1e-9).await;
+    spinner.finish_and_clear();
+    let comparison = comparison?;
+    print!("\n{comparison}");
+    let disagreeing = comparison.columns.iter().filter(|c| !c.agrees()).count();
+    if disagreeing == 0 {
+        println!("tiles and raw events agree on all {} feature columns", comparison.columns.len());
+    } else {
+        println!(
+            "{disagreeing} of {} feature columns differ between tiles and raw events (sketches may, within their error bounds)",
+            comparison.columns.len()
+        );
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use datafusion::common::{Result, plan_datafusion_err, plan_err};
 use datafusion::object_store::ObjectStore;
+use datafusion::object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use datafusion::object_store::local::LocalFileSystem;
 use datafusion::object_store::memory::InMemory;
 use datafusion::object_store::path::Path;
@@ -44,6 +45,40 @@ pub fn open_object_store(url: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
     Ok((Arc::new(store), Path::from("")))
 }
 
+/// `s3://bucket/prefix[?key=value&…]`, configured by the usual `AWS_*`
+/// environment variables (credentials, `AWS_REGION`, `AWS_ENDPOINT` for an
+/// S3-compatible server; plain `http://` endpoints are allowed), which
+/// query parameters override with object_store's S3 option names, e.g.
+/// `s3://tiles/prod?endpoint=http://127.0.0.1:9000&region=us-east-1`.
 fn open_s3(rest: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
-    plan_err!("s3://{rest}: this build has no S3 support")
+    let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
+    if bucket.is_empty() {
+        return plan_err!("s3://{rest}: the URL names no bucket; use s3://bucket/prefix");
+    }
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    let mut endpoint = std::env::var("AWS_ENDPOINT")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .ok();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key == "endpoint" || key == "aws_endpoint" {
+            endpoint = Some(value.to_string());
+            continue;
+        }
+        let config_key: AmazonS3ConfigKey = key.parse().map_err(|_| {
+            plan_datafusion_err!("s3://{location}: unknown S3 option '{key}' in the URL")
+        })?;
+        builder = builder.with_config(config_key, value);
+    }
+    if let Some(endpoint) = endpoint {
+        if endpoint.starts_with("http://") {
+            builder = builder.with_allow_http(true);
+        }
+        builder = builder.with_endpoint(endpoint);
+    }
+    let store = builder
+        .build()
+        .map_err(|e| plan_datafusion_err!("cannot open s3://{location}: {e}"))?;
+    Ok((Arc::new(store), Path::from(prefix.trim_matches('/'))))
 }

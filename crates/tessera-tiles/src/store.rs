@@ -282,12 +282,33 @@ impl TileStore {
             .put_opts(&path, PutPayload::from(json), options)
             .await;
         match outcome {
-            Ok(_) => Ok(Ok(())),
+            Ok(_) => self.verify_commit(commit).await.map(Ok),
             Err(error) => match self.read_commit(commit.version).await {
                 Ok(existing) if existing.commit_id == commit.commit_id => Ok(Ok(())),
                 Ok(existing) => Ok(Err(existing)),
                 Err(_) => Err(DataFusionError::from(error)),
             },
+        }
+    }
+
+    /// Reads a commit back after its put reported success: object stores
+    /// promise atomic puts, and a store that broke that promise is reported
+    /// here rather than by the next reader.
+    async fn verify_commit(&self, commit: &Commit) -> Result<()> {
+        match self.read_commit(commit.version).await {
+            Ok(stored) if stored.commit_id == commit.commit_id => Ok(()),
+            Ok(stored) => exec_err!(
+                "tile store {}: commit {} was overwritten by commit {} although it was put-if-absent; the object store does not honour PutMode::Create",
+                self.url,
+                commit.version,
+                stored.commit_id
+            ),
+            Err(e) => exec_err!(
+                "tile store {}: commit {} was stored damaged although its put succeeded ({}); the object store broke its atomic-put promise and the log needs repair",
+                self.url,
+                commit.version,
+                e.strip_backtrace()
+            ),
         }
     }
 

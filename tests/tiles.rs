@@ -1,0 +1,658 @@
+//! The tile store under faults: failed, lying, truncating and slow object
+//! stores, concurrent and conflicting backfills, corrupt files, killed
+//! backfill processes, and S3 (a real S3-compatible server on 127.0.0.1).
+//!
+//! Every scenario ends the same way: the store opens, shows only what was
+//! committed, a retry converges, and training sets read from tiles equal the
+//! ones computed from raw events.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::concat_batches;
+use datafusion::common::Result;
+use datafusion::object_store::path::Path;
+use datafusion::object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::stream::BoxStream;
+use tessera::planner::{
+    BackfillReport, BackfillRequest, CoverageFallback, NoProgress, TileStore, plan_backfill,
+    run_backfill,
+};
+use tessera::tiles::Snapshot;
+use tessera::time::parse_instant;
+use tessera::{FeatureName, TesseraOptions, TrainingSet};
+
+/// 60,000 events over 67 days for 40 users, a 400-row spine, and two features on a 1d grid.
+const SETUP: &str = "
+CREATE TABLE events AS
+  SELECT value % 40 AS user_id, to_timestamp_seconds(1735689600 + value * 97) AS ts,
+         (value * 7919) % 1000 / 10.0 AS amount, 'm' || ((value * 31) % 17) AS merchant
+  FROM generate_series(1, 60000);
+CREATE TABLE spine AS
+  SELECT value % 45 AS user_id, to_timestamp_seconds(1735689600 + value * 13000) AS ts
+  FROM generate_series(1, 400);
+CREATE WINDOWED FEATURE user.amount FROM events KEY user_id TIMESTAMP ts
+  AGGREGATE sum(amount) WINDOWS ('1d', '7d') WITH (bucket_duration = '1d');
+CREATE WINDOWED FEATURE user.merchants FROM events KEY user_id TIMESTAMP ts
+  AGGREGATE approx_count_distinct(merchant) WINDOWS ('7d', 'all') WITH (bucket_duration = '1d');
+";
+
+const LOWER: &str = "2025-01-01T00:00:00Z";
+const UPPER: &str = "2025-03-15T00:00:00Z";
+
+async fn session() -> SessionContext {
+    let ctx = tessera::new_context(SessionConfig::new().with_target_partitions(2));
+    for frame in tessera::execute_sql(&ctx, SETUP).await.unwrap() {
+        frame.collect().await.unwrap();
+    }
+    ctx
+}
+
+fn request(lower: &str, upper: &str) -> BackfillRequest {
+    BackfillRequest {
+        features: vec![
+            FeatureName::parse("user.amount").unwrap(),
+            FeatureName::parse("user.merchants").unwrap(),
+        ],
+        lower: parse_instant(lower).unwrap(),
+        upper: parse_instant(upper).unwrap(),
+        chunk: Some(tessera::time::Duration::parse("20d").unwrap()),
+    }
+}
+
+async fn backfill(
+    ctx: &SessionContext,
+    store: &TileStore,
+    lower: &str,
+    upper: &str,
+) -> Result<BackfillReport> {
+    let state = ctx.state();
+    let plan = plan_backfill(&state, &request(lower, upper))?;
+    run_backfill(&state, store, &plan, &NoProgress).await
+}
+
+/// The training set of both features, as one batch.
+async fn training_set(ctx: &SessionContext, options: TesseraOptions) -> Result<RecordBatch> {
+    let frame = TrainingSet::new(ctx.table("spine").await?, "ts")
+        .feature("user.amount")
+        .feature("user.merchants")
+        .options(options)
+        .build()?;
+    let schema = frame.schema().inner().clone();
+    Ok(concat_batches(&schema, &frame.collect().await?)?)
+}
+
+fn tile_options(url: &str) -> TesseraOptions {
+    TesseraOptions {
+        use_tile_store: true,
+        tile_store_url: url.to_string(),
+        ..TesseraOptions::default()
+    }
+}
+
+/// `store`'s objects behind a [`FaultyStore`].
+fn faulty(store: &TileStore, fault: Option<(Fault, usize)>, delay: Duration) -> (TileStore, Arc<FaultyStore>) {
+    let wrapper = Arc::new(FaultyStore::new(Arc::clone(store.object_store()), fault, delay));
+    let tile_store = TileStore::new(wrapper.clone(), Path::from(""), store.url());
+    (tile_store, wrapper)
+}
+
+/// Every live file reads back with its recorded size and checksum, and
+/// every file's valid range lies inside its tile set's coverage.
+async fn assert_consistent(store: &TileStore) -> Snapshot {
+    let snapshot = store.snapshot().await.unwrap();
+    for (id, tile_set) in &snapshot.tile_sets {
+        for live in &tile_set.files {
+            store.read_tile(&live.file).await.unwrap();
+            for &(start, end) in live.valid.ranges() {
+                assert!(
+                    tile_set.coverage.contains_range(start, end),
+                    "tile set {id}: file {} serves [{start}, {end}) outside the coverage {}",
+                    live.file.path,
+                    tile_set.coverage
+                );
+            }
+        }
+    }
+    snapshot
+}
+
+/// What a [`FaultyStore`] does to one put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Fails before writing anything.
+    Fail,
+    /// Writes the object, then reports failure.
+    Lie,
+    /// Writes the first half of the object and reports success.
+    Truncate,
+}
+
+/// An object store that injects `fault` into its `at`-th put (from 0), and waits `delay` on every call.
+#[derive(Debug)]
+struct FaultyStore {
+    inner: Arc<dyn ObjectStore>,
+    fault: Option<(Fault, usize)>,
+    delay: Duration,
+    puts: AtomicUsize,
+}
+
+impl FaultyStore {
+    fn new(inner: Arc<dyn ObjectStore>, fault: Option<(Fault, usize)>, delay: Duration) -> Self {
+        Self {
+            inner,
+            fault,
+            delay,
+            puts: AtomicUsize::new(0),
+        }
+    }
+
+    async fn pause(&self) {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+    }
+}
+
+impl fmt::Display for FaultyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FaultyStore({})", self.inner)
+    }
+}
+
+fn injected(what: &str) -> datafusion::object_store::Error {
+    datafusion::object_store::Error::Generic {
+        store: "FaultyStore",
+        source: format!("injected fault: {what}").into(),
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FaultyStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> datafusion::object_store::Result<PutResult> {
+        self.pause().await;
+        let index = self.puts.fetch_add(1, Ordering::SeqCst);
+        match self.fault {
+            Some((Fault::Fail, at)) if at == index => Err(injected("put failed")),
+            Some((Fault::Lie, at)) if at == index => {
+                self.inner.put_opts(location, payload, opts).await?;
+                Err(injected("put landed but reported failure"))
+            }
+            Some((Fault::Truncate, at)) if at == index => {
+                let bytes: Vec<u8> = payload.iter().flat_map(|b| b.iter().copied()).collect();
+                let half = PutPayload::from(bytes[..bytes.len() / 2].to_vec());
+                self.inner.put_opts(location, half, opts).await
+            }
+            _ => self.inner.put_opts(location, payload, opts).await,
+        }
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> datafusion::object_store::Result<Box<dyn MultipartUpload>> {
+        self.pause().await;
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> datafusion::object_store::Result<GetResult> {
+        self.pause().await;
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(
+        &self,
+        location: &Path,
+        ranges: &[Range<u64>],
+    ) -> datafusion::object_store::Result<Vec<bytes::Bytes>> {
+        self.pause().await;
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, datafusion::object_store::Result<Path>>,
+    ) -> BoxStream<'static, datafusion::object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&Path>,
+    ) -> BoxStream<'static, datafusion::object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&Path>,
+    ) -> datafusion::object_store::Result<ListResult> {
+        self.pause().await;
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> datafusion::object_store::Result<()> {
+        self.pause().await;
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// A failed put at every step of a backfill, a put that lands but reports
+/// failure, and a truncated tile file: the store keeps showing the last
+/// commit only, and a retry converges to the raw answers.
+#[tokio::test]
+async fn faults_at_every_put_leave_the_last_commit_and_a_retry_converges() {
+    let ctx = session().await;
+    let raw = training_set(&ctx, TesseraOptions::default()).await.unwrap();
+    // A clean run counts the puts: one per tile file, then the commit.
+    let (store, counting) = faulty(&TileStore::open("memory://count").unwrap(), None, Duration::ZERO);
+    backfill(&ctx, &store, LOWER, UPPER).await.unwrap();
+    let puts = counting.puts.load(Ordering::SeqCst);
+    assert!(puts >= 5, "expected several tile files, saw {puts} puts");
+
+    for fault in [Fault::Fail, Fault::Lie, Fault::Truncate] {
+        for at in 0..puts {
+            let url = format!("memory://fault-{fault:?}-{at}");
+            let clean = TileStore::open(&url).unwrap();
+            // Version 1: a first, unfaulted backfill of part of the range.
+            backfill(&ctx, &clean, LOWER, "2025-01-21T00:00:00Z").await.unwrap();
+            let before = clean.snapshot().await.unwrap();
+
+            let (faulty_store, _) = faulty(&clean, Some((fault, at)), Duration::ZERO);
+            let outcome = backfill(&ctx, &faulty_store, LOWER, UPPER).await;
+            if fault == Fault::Truncate && at == puts - 1 {
+                // A torn commit breaks the object store's atomic-put promise, which
+                // the log relies on: the writer and every reader say so, naming it.
+                let error = outcome.unwrap_err().to_string();
+                assert!(error.contains("commit 2 was stored damaged"), "{error}");
+                let error = clean.snapshot().await.unwrap_err().to_string();
+                assert!(error.contains("commit _log/00000000000000000002.json is unreadable"), "{error}");
+                continue;
+            }
+            let after = assert_consistent(&clean).await;
+            let committed_despite_the_fault = fault == Fault::Lie && at == puts - 1;
+            match outcome {
+                Ok(report) => {
+                    assert!(
+                        committed_despite_the_fault,
+                        "{fault:?} at put {at}: the backfill should have failed"
+                    );
+                    assert_eq!(report.version, 2);
+                    assert_eq!(after.version, 2, "{fault:?} at put {at}");
+                }
+                Err(error) => {
+                    assert!(!committed_despite_the_fault, "{fault:?} at put {at}: {error}");
+                    assert_eq!(after, before, "{fault:?} at put {at}: {error}");
+                    let message = error.to_string();
+                    assert!(
+                        message.contains("injected fault") || message.contains("the store holds"),
+                        "{fault:?} at put {at}: unexpected error {message}"
+                    );
+                }
+            }
+            // The retry, on a healthy store, converges.
+            let report = backfill(&ctx, &clean, LOWER, UPPER).await.unwrap();
+            assert_eq!(report.version, after.version + 1);
+            let tiles = training_set(&ctx, tile_options(&url)).await.unwrap();
+            assert_eq!(tiles, raw, "{fault:?} at put {at}: tiles disagree with raw events");
+        }
+    }
+}
+
+/// A slow store (every call delayed) changes nothing but time.
+#[tokio::test]
+async fn a_slow_store_gives_the_same_answers() {
+    let ctx = session().await;
+    let raw = training_set(&ctx, TesseraOptions::default()).await.unwrap();
+    let named = TileStore::open("memory://slow").unwrap();
+    let (slow, _) = faulty(&named, None, Duration::from_millis(20));
+    backfill(&ctx, &slow, LOWER, UPPER).await.unwrap();
+    let snapshot = assert_consistent(&slow).await;
+    assert_eq!(snapshot.version, 1);
+    let tiles = training_set(&ctx, tile_options("memory://slow")).await.unwrap();
+    assert_eq!(tiles, raw);
+}
+
+/// Disjoint backfills running at once all commit, as consecutive versions,
+/// and together cover the union of their ranges.
+#[tokio::test]
+async fn concurrent_disjoint_backfills_all_commit() {
+    let ctx = session().await;
+    let folder = tempfile::tempdir().unwrap();
+    let url = folder.path().to_str().unwrap().to_string();
+    let store = TileStore::open(&url).unwrap();
+    let ranges = [
+        ("2025-01-01T00:00:00Z", "2025-01-20T00:00:00Z"),
+        ("2025-01-20T00:00:00Z", "2025-02-07T00:00:00Z"),
+        ("2025-02-07T00:00:00Z", "2025-02-25T00:00:00Z"),
+        ("2025-02-25T00:00:00Z", UPPER),
+    ];
+    let runs = ranges
+        .iter()
+        .map(|(lower, upper)| backfill(&ctx, &store, lower, upper));
+    let reports = futures::future::join_all(runs).await;
+    let mut versions: Vec<u64> = reports.into_iter().map(|r| r.unwrap().version).collect();
+    versions.sort_unstable();
+    assert_eq!(versions, vec![1, 2, 3, 4]);
+    let snapshot = assert_consistent(&store).await;
+    let whole = tessera::time::TimeRanges::single(
+        parse_instant(LOWER).unwrap(),
+        parse_instant(UPPER).unwrap(),
+    );
+    for tile_set in snapshot.tile_sets.values() {
+        assert_eq!(tile_set.coverage, whole);
+    }
+    let raw = training_set(&ctx, TesseraOptions::default()).await.unwrap();
+    assert_eq!(training_set(&ctx, tile_options(&url)).await.unwrap(), raw);
+}
+
+/// Two backfills of overlapping ranges planned against the same version:
+/// the second to commit fails naming the conflict and changes nothing; a
+/// disjoint one planned against the same version still commits.
+#[tokio::test]
+async fn conflicting_commits_fail_cleanly() {
+    use tessera::tiles::{CommitRequest, RangeChange};
+    let store = TileStore::open("memory://conflicts").unwrap();
+    let change = |start: i64, end: i64| CommitRequest {
+        operation: format!("backfill [{start}, {end})"),
+        replace: vec![RangeChange {
+            tile_set: "t".to_string(),
+            start,
+            end,
+        }],
+        ..CommitRequest::default()
+    };
+    assert_eq!(store.commit(change(0, 10), 0).await.unwrap().version, 1);
+    let error = store.commit(change(5, 15), 0).await.unwrap_err().to_string();
+    assert!(
+        error.contains("conflicting commit: version 1 (backfill [0, 10)) changed tile set t"),
+        "{error}"
+    );
+    assert_eq!(store.latest_version().await.unwrap(), 1);
+    assert_eq!(store.commit(change(10, 20), 0).await.unwrap().version, 2);
+}
+
+/// Flipped bytes in a tile's Parquet footer or in its sketch column, a
+/// truncated tile and a deleted tile each fail the query with an error
+/// naming the file, never a panic or a silently wrong answer.
+#[tokio::test]
+async fn corrupt_tiles_fail_naming_the_file() {
+    let ctx = session().await;
+    let folder = tempfile::tempdir().unwrap();
+    let url = folder.path().to_str().unwrap().to_string();
+    let store = TileStore::open(&url).unwrap();
+    backfill(&ctx, &store, LOWER, UPPER).await.unwrap();
+    let snapshot = store.snapshot().await.unwrap();
+    let sketch_file = snapshot
+        .tile_sets
+        .values()
+        .find(|t| t.description.function == "approx_count_distinct")
+        .map(|t| t.files[0].file.clone())
+        .unwrap();
+    let path = folder.path().join(&sketch_file.path);
+    let original = std::fs::read(&path).unwrap();
+    let footer = original.len() - 12;
+    let middle = original.len() / 3;
+    type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+    let damages: Vec<(&str, Damage, &str)> = vec![
+        ("footer", Box::new(move |b: &mut Vec<u8>| b[footer] ^= 0x5a), "is corrupt: checksum"),
+        ("sketch column", Box::new(move |b: &mut Vec<u8>| b[middle] ^= 0x01), "is corrupt: checksum"),
+        ("truncation", Box::new(|b: &mut Vec<u8>| b.truncate(b.len() / 2)), "is corrupt: it has"),
+    ];
+    for (what, damage, expected) in damages {
+        let mut bytes = original.clone();
+        damage(&mut bytes);
+        std::fs::write(&path, &bytes).unwrap();
+        let error = training_set(&ctx, tile_options(&url)).await.unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("tile file {}", sketch_file.path)) && error.contains(expected),
+            "{what}: {error}"
+        );
+    }
+    std::fs::remove_file(&path).unwrap();
+    let error = training_set(&ctx, tile_options(&url)).await.unwrap_err().to_string();
+    assert!(
+        error.contains(&format!("tile file {} cannot be read", sketch_file.path)),
+        "missing file: {error}"
+    );
+    // Put it back: the store is whole again.
+    std::fs::write(&path, &original).unwrap();
+    let raw = training_set(&ctx, TesseraOptions::default()).await.unwrap();
+    assert_eq!(training_set(&ctx, tile_options(&url)).await.unwrap(), raw);
+}
+
+/// The fallback option in the error is real: with `raw`, uncovered ranges
+/// come from raw events and the answers are the raw ones.
+#[tokio::test]
+async fn uncovered_ranges_error_or_fall_back_to_raw_events() {
+    let ctx = session().await;
+    let url = "memory://straddle";
+    let store = TileStore::open(url).unwrap();
+    backfill(&ctx, &store, "2025-01-20T00:00:00Z", "2025-02-10T00:00:00Z")
+        .await
+        .unwrap();
+    let error = training_set(&ctx, tile_options(url)).await.unwrap_err().to_string();
+    assert!(
+        error.contains("feature user.amount: window 7d needs buckets that the tiles of series")
+            && error.contains("do not cover: [2025-01-01T00:00:00Z, 2025-01-20T00:00:00Z), [2025-02-10T00:00:00Z,"),
+        "{error}"
+    );
+    let raw = training_set(&ctx, TesseraOptions::default()).await.unwrap();
+    let fallback = TesseraOptions {
+        tile_coverage_fallback: CoverageFallback::Raw,
+        ..tile_options(url)
+    };
+    assert_eq!(training_set(&ctx, fallback).await.unwrap(), raw);
+}
+
+/// The child side of [`killed_backfills_leave_a_consistent_store`]: backfills
+/// in small chunks, over and over, into the folder the parent names, until killed.
+#[tokio::test]
+#[ignore = "run as a child process by killed_backfills_leave_a_consistent_store"]
+async fn crash_child_backfills() {
+    let url = std::env::var("TESSERA_CRASH_STORE")
+        .expect("run by killed_backfills_leave_a_consistent_store, which sets TESSERA_CRASH_STORE");
+    let ctx = session().await;
+    let store = TileStore::open(&url).unwrap();
+    let ranges = [
+        (LOWER, UPPER),
+        ("2025-01-10T00:00:00Z", "2025-02-20T00:00:00Z"),
+        ("2025-02-01T00:00:00Z", UPPER),
+    ];
+    for round in 0..50 {
+        let (lower, upper) = ranges[round % ranges.len()];
+        let mut small_chunks = request(lower, upper);
+        small_chunks.chunk = Some(tessera::time::Duration::parse("3d").unwrap());
+        let state = ctx.state();
+        let plan = plan_backfill(&state, &small_chunks).unwrap();
+        run_backfill(&state, &store, &plan, &NoProgress).await.unwrap();
+    }
+}
+
+/// A backfill process killed with SIGKILL at random moments never leaves
+/// the store inconsistent; the next backfill converges, and vacuum removes
+/// the orphaned files.
+#[test]
+fn killed_backfills_leave_a_consistent_store() {
+    use rand::{Rng, SeedableRng};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let url = folder.path().to_str().unwrap().to_string();
+    let store = TileStore::open(&url).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+    let mut versions = Vec::new();
+    for _ in 0..6 {
+        let mut child = std::process::Command::new(&exe)
+            .args(["tiles::crash_child_backfills", "--exact", "--ignored"])
+            .env("TESSERA_CRASH_STORE", &url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.gen_range(300..4000)));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let snapshot = runtime.block_on(assert_consistent(&store));
+        versions.push(snapshot.version);
+    }
+    assert!(
+        versions.windows(2).all(|w| w[0] <= w[1]),
+        "versions went backwards: {versions:?}"
+    );
+    runtime.block_on(async {
+        let ctx = session().await;
+        backfill(&ctx, &store, LOWER, UPPER).await.unwrap();
+        let raw = training_set(&ctx, TesseraOptions::default()).await.unwrap();
+        assert_eq!(training_set(&ctx, tile_options(&url)).await.unwrap(), raw);
+        let before = listed_tiles(&store).await;
+        let report = store.vacuum(Vec::new(), Duration::ZERO).await.unwrap();
+        let live: Vec<String> = store
+            .snapshot()
+            .await
+            .unwrap()
+            .live_paths()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(listed_tiles(&store).await, live, "vacuum left unreferenced files");
+        assert_eq!(report.deleted_files.len(), before.len() - live.len());
+        assert_eq!(training_set(&ctx, tile_options(&url)).await.unwrap(), raw);
+    });
+    eprintln!("store versions after each kill: {versions:?}");
+}
+
+/// The paths under `tiles/`, sorted.
+async fn listed_tiles(store: &TileStore) -> Vec<String> {
+    use futures::TryStreamExt;
+    let objects: Vec<ObjectMeta> = store
+        .object_store()
+        .list(Some(&Path::from("tiles")))
+        .try_collect()
+        .await
+        .unwrap();
+    let mut paths: Vec<String> = objects.into_iter().map(|o| o.location.to_string()).collect();
+    paths.sort();
+    paths
+}
+
+/// An S3-compatible server (moto) on 127.0.0.1, stopped when dropped.
+struct S3Server {
+    process: std::process::Child,
+    endpoint: String,
+}
+
+impl S3Server {
+    fn start() -> Self {
+        let probe = std::process::Command::new("python3")
+            .args(["-c", "import moto.server, boto3"])
+            .status();
+        assert!(
+            probe.is_ok_and(|s| s.success()),
+            "the S3 test needs moto's server: python3 -m pip install 'moto[server]' (scripts/test.sh installs it)"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let process = std::process::Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(60), "moto did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { process, endpoint }
+    }
+
+    fn create_bucket(&self, bucket: &str) {
+        let script = format!(
+            "import boto3; boto3.client('s3', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test').create_bucket(Bucket='{bucket}')",
+            self.endpoint
+        );
+        let status = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .status()
+            .unwrap();
+        assert!(status.success(), "could not create bucket {bucket}");
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// The same backfill and query round trip against S3: put-if-absent commits,
+/// tiles read back and checked, answers equal to raw events, conflicts and
+/// retries, list and vacuum.
+#[tokio::test]
+async fn s3_round_trip() {
+    let server = S3Server::start();
+    server.create_bucket("tessera");
+    let url = format!(
+        "s3://tessera/feature-tiles?endpoint={}&region=us-east-1&access_key_id=test&secret_access_key=test",
+        server.endpoint
+    );
+    let ctx = session().await;
+    let store = TileStore::open(&url).unwrap();
+    let first = backfill(&ctx, &store, LOWER, "2025-02-01T00:00:00Z").await.unwrap();
+    let second = backfill(&ctx, &store, "2025-01-20T00:00:00Z", UPPER).await.unwrap();
+    assert_eq!((first.version, second.version), (1, 2));
+    let snapshot = assert_consistent(&store).await;
+    assert_eq!(snapshot.tile_sets.len(), 2);
+    let raw = training_set(&ctx, TesseraOptions::default()).await.unwrap();
+    assert_eq!(training_set(&ctx, tile_options(&url)).await.unwrap(), raw);
+    // A commit planned against version 1 overlapping version 2's range conflicts.
+    let stale = tessera::tiles::CommitRequest {
+        operation: "stale".to_string(),
+        replace: snapshot
+            .tile_sets
+            .keys()
+            .map(|id| tessera::tiles::RangeChange {
+                tile_set: id.clone(),
+                start: parse_instant("2025-03-01T00:00:00Z").unwrap(),
+                end: parse_instant(UPPER).unwrap(),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let error = store.commit(stale, 1).await.unwrap_err().to_string();
+    assert!(error.contains("conflicting commit: version 2"), "{error}");
+    // The first backfill's files in the replaced range are no longer live; vacuum deletes them.
+    let report = store.vacuum(Vec::new(), Duration::ZERO).await.unwrap();
+    assert!(!report.deleted_files.is_empty());
+    assert_eq!(training_set(&ctx, tile_options(&url)).await.unwrap(), raw);
+}
