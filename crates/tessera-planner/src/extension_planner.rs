@@ -10,7 +10,7 @@
 //!    which the optimizer satisfies with a parallel sort and a merge.
 //!
 //! With `use_tile_store`, planning first pins the tile store's latest
-//! snapshot: every stage gets one [`TileScanExec`] per tile set of its
+//! snapshot: every stage gets one [`TileSource`] per tile set of its
 //! features, listing the files live at that version, and the coverage at
 //! that version decides which buckets come from tiles. A query therefore
 //! sees one consistent version even while backfills commit.
@@ -29,7 +29,7 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, Phy
 use tessera_tiles::{Snapshot, TileStore};
 
 use crate::exec::{
-    PointInTimeExec, RestoreSpineOrderExec, SpineEnumerateExec, TileInput, TileScanExec,
+    PointInTimeExec, RestoreSpineOrderExec, SpineEnumerateExec, TileInput, TileSource,
 };
 use crate::node::{PointInTimeNode, StagePlan, event_key_column};
 use crate::options::CoverageFallback;
@@ -118,7 +118,7 @@ fn stage_tiles(
                 .tile_set(&tile_set.id)
                 .map(|state| state.files.clone())
                 .unwrap_or_default();
-            let scan = TileScanExec::new(
+            let source = TileSource::new(
                 store.clone(),
                 tile_set.id.clone(),
                 snapshot.version,
@@ -130,7 +130,7 @@ fn stage_tiles(
                 feature: index,
                 tile_set: tile_set.clone(),
                 coverage: snapshot.coverage(&tile_set.id),
-                plan: Arc::new(scan),
+                source: Arc::new(source),
             });
         }
     }

@@ -7,16 +7,19 @@
 //!       PointInTimeExec (stage 1)
 //!         SpineEnumerateExec       spine + __tessera_row
 //!         <events plan of stage 1>
-//!         TileScanExec …           with use_tile_store: one per tile set of the stage
 //! ```
+//!
+//! With `use_tile_store`, each `PointInTimeExec` also reads one
+//! [`TileSource`] per tile set of its stage, pruned to each partition's
+//! spine keys and times.
 
 mod enumerate;
 mod point_in_time;
 mod spine_order;
-mod tile_scan;
+mod tile_source;
 pub(crate) mod time;
 
 pub use enumerate::{ROW_COLUMN, SpineEnumerateExec};
 pub use point_in_time::{PointInTimeExec, TileInput};
 pub use spine_order::RestoreSpineOrderExec;
-pub use tile_scan::{TILE_BUCKET_COLUMN, TileScanExec};
+pub use tile_source::{TILE_BUCKET_COLUMN, TileRequest, TileSource};

@@ -13,10 +13,11 @@
 //! their product, and a window holds at most one bucket of raw events at
 //! each edge.
 //!
-//! With `use_tile_store`, every tile set of the stage is a further input,
-//! co-partitioned and sorted by key and bucket like the events. A window's
-//! buckets then come from the key's tile rows wherever its tile set is
-//! covered and are built from raw events elsewhere; the raw edges stay raw.
+//! With `use_tile_store`, each partition first reads its spine (which is
+//! small), then asks every tile set of the stage for the rows of its spine
+//! keys and of the buckets its spine times can reach ([`TileSource`]). A
+//! window's buckets then come from the key's tile rows wherever its tile set
+//! is covered and are built from raw events elsewhere; the raw edges stay raw.
 //! Unless the coverage fallback is `raw`, a row whose buckets reach a range
 //! the tiles do not cover (from the key's first event on) fails the query
 //! with the missing ranges.
@@ -53,7 +54,7 @@ use tessera_aggregates::{BucketSource, Part, SlidingAggregate};
 use tessera_time::{EventRange, Grid, TimeRanges, WindowLength, WindowSemantics, format_instant};
 
 use super::time::{non_null_micros, to_micros};
-use super::tile_scan::TILE_BUCKET_COLUMN;
+use super::tile_source::{TILE_BUCKET_COLUMN, TileRequest, TileSource};
 use crate::node::{
     EVENT_TIME_COLUMN, SemanticsPlan, StagePlan, TileSetRef, WindowSource, event_argument_column,
     event_key_column, fmt_stages,
@@ -69,8 +70,8 @@ pub struct TileInput {
     pub tile_set: TileSetRef,
     /// Its covered bucket ranges at the pinned version.
     pub coverage: TimeRanges,
-    /// Its rows ([`super::TileScanExec`]).
-    pub plan: Arc<dyn ExecutionPlan>,
+    /// Its live files at the pinned version.
+    pub source: Arc<TileSource>,
 }
 
 /// Keys and times sort ascending with nulls first on both sides, so that the
@@ -211,7 +212,11 @@ impl Layout {
 impl DisplayAs for PointInTimeExec {
     fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "PointInTimeExec: time={}, ", self.time_column)?;
-        fmt_stages(f, &self.semantics, std::slice::from_ref(&self.stage))
+        fmt_stages(f, &self.semantics, std::slice::from_ref(&self.stage))?;
+        for tiles in &self.tiles {
+            write!(f, ", tiles[{}]", tiles.source)?;
+        }
+        Ok(())
     }
 }
 
@@ -229,8 +234,7 @@ impl ExecutionPlan for PointInTimeExec {
     }
 
     fn input_distribution_requirements(&self) -> InputDistributionRequirements {
-        let keys = self.layout.event_keys.len();
-        let mut distributions = vec![
+        InputDistributionRequirements::co_partitioned(vec![
             Distribution::KeyPartitioned(Self::key_exprs(
                 &self.spine.schema(),
                 &self.layout.spine_keys,
@@ -239,20 +243,11 @@ impl ExecutionPlan for PointInTimeExec {
                 &self.events.schema(),
                 &self.layout.event_keys,
             )),
-        ];
-        for tiles in &self.tiles {
-            let tile_keys: Vec<usize> = (0..keys).collect();
-            distributions.push(Distribution::KeyPartitioned(Self::key_exprs(
-                &tiles.plan.schema(),
-                &tile_keys,
-            )));
-        }
-        InputDistributionRequirements::co_partitioned(distributions)
+        ])
     }
 
     fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
-        let keys = self.layout.event_keys.len();
-        let mut orderings = vec![
+        vec![
             Some(OrderingRequirements::from(Self::ordering(
                 &self.spine.schema(),
                 &self.layout.spine_keys,
@@ -263,29 +258,17 @@ impl ExecutionPlan for PointInTimeExec {
                 &self.layout.event_keys,
                 self.layout.event_time,
             ))),
-        ];
-        for tiles in &self.tiles {
-            let tile_keys: Vec<usize> = (0..keys).collect();
-            orderings.push(Some(OrderingRequirements::from(Self::ordering(
-                &tiles.plan.schema(),
-                &tile_keys,
-                keys,
-            ))));
-        }
-        orderings
+        ]
     }
 
     /// The sweep needs its inputs sorted by key and time; a sort pushed
     /// through it from above would break that, so it claims no order.
     fn maintains_input_order(&self) -> Vec<bool> {
-        vec![false; 2 + self.tiles.len()]
+        vec![false, false]
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        [&self.spine, &self.events]
-            .into_iter()
-            .chain(self.tiles.iter().map(|t| &t.plan))
-            .collect()
+        vec![&self.spine, &self.events]
     }
 
     fn apply_expressions(
@@ -300,30 +283,14 @@ impl ExecutionPlan for PointInTimeExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.len() != 2 + self.tiles.len() {
-            return internal_err!(
-                "PointInTimeExec takes {} children, got {}",
-                2 + self.tiles.len(),
-                children.len()
-            );
-        }
-        let mut children = children.into_iter();
-        let (Some(spine), Some(events)) = (children.next(), children.next()) else {
-            return internal_err!("PointInTimeExec lost its spine and events children");
+        let [spine, events]: [Arc<dyn ExecutionPlan>; 2] = match children.try_into() {
+            Ok(children) => children,
+            Err(_) => return internal_err!("PointInTimeExec takes exactly two children"),
         };
-        let tiles = self
-            .tiles
-            .iter()
-            .zip(children)
-            .map(|(tiles, plan)| TileInput {
-                plan,
-                ..tiles.clone()
-            })
-            .collect();
         Ok(Arc::new(Self::try_new(
             spine,
             events,
-            tiles,
+            self.tiles.clone(),
             self.fallback,
             Arc::clone(&self.stage),
             self.semantics,
@@ -363,23 +330,10 @@ impl ExecutionPlan for PointInTimeExec {
             })
             .collect();
         let converter = Arc::new(RowConverter::new(key_fields)?);
-        let key_count = self.layout.event_keys.len();
-        let tile_cursors = self
-            .tiles
-            .iter()
-            .map(|tiles| {
-                Ok(EventCursor {
-                    stream: tiles.plan.execute(partition, Arc::clone(&context))?,
-                    converter: Arc::clone(&converter),
-                    key_columns: (0..key_count).collect(),
-                    batch: None,
-                    offset: 0,
-                    exhausted: false,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
         let sweep = Sweep {
-            tile_cursors,
+            tile_sources: self.tiles.iter().map(|t| Arc::clone(&t.source)).collect(),
+            tile_cursors: Vec::new(),
+            buffered_spine: None,
             key_tiles: Vec::new(),
             spine,
             events: EventCursor {
@@ -397,9 +351,10 @@ impl ExecutionPlan for PointInTimeExec {
             key_times: Vec::new(),
             stats: SweepMetrics::new(&self.metrics, partition),
             reservation,
+            spine_and_tile_bytes: 0,
         };
         let stream = futures::stream::try_unfold(sweep, |mut sweep| async move {
-            let Some(batch) = sweep.spine.next().await.transpose()? else {
+            let Some(batch) = sweep.next_spine_batch().await? else {
                 return Ok(None);
             };
             let output = sweep.process(batch).await?;
@@ -747,7 +702,11 @@ fn bucket_runs(grid: &Grid, times: &[i64]) -> Vec<(i64, usize, usize)> {
 struct Sweep {
     spine: SendableRecordBatchStream,
     events: EventCursor,
-    /// One cursor per tile input, and the current key's rows of each.
+    /// The stage's tile sets; with any, the whole spine partition is read
+    /// first (`buffered_spine`) to know which tile rows it needs.
+    tile_sources: Vec<Arc<TileSource>>,
+    buffered_spine: Option<std::collections::VecDeque<RecordBatch>>,
+    /// One cursor per tile source over the partition's tile rows, and the current key's rows of each.
     tile_cursors: Vec<EventCursor>,
     key_tiles: Vec<RecordBatch>,
     converter: Arc<RowConverter>,
@@ -759,9 +718,101 @@ struct Sweep {
     stats: SweepMetrics,
     /// The current key's events and bucket states, in DataFusion's memory pool.
     reservation: MemoryReservation,
+    /// Bytes of the buffered spine partition and its tile rows (with tiles).
+    spine_and_tile_bytes: usize,
 }
 
 impl Sweep {
+    /// The next spine batch; before the first, with tiles, reads the whole
+    /// spine partition and loads the tile rows it needs.
+    async fn next_spine_batch(&mut self) -> Result<Option<RecordBatch>> {
+        if self.tile_sources.is_empty() {
+            return self.spine.next().await.transpose();
+        }
+        if self.buffered_spine.is_none() {
+            let mut batches = std::collections::VecDeque::new();
+            while let Some(batch) = self.spine.next().await.transpose()? {
+                batches.push_back(batch);
+            }
+            self.load_tiles(&batches).await?;
+            self.buffered_spine = Some(batches);
+        }
+        Ok(self.buffered_spine.as_mut().and_then(|b| b.pop_front()))
+    }
+
+    /// Reads, per tile source, the rows of the partition's spine keys and of
+    /// the buckets its spine times can reach.
+    async fn load_tiles(&mut self, spine: &std::collections::VecDeque<RecordBatch>) -> Result<()> {
+        let mut keys: Vec<OwnedRow> = Vec::new();
+        let (mut earliest, mut latest) = (i64::MAX, i64::MIN);
+        let mut spine_bytes = 0;
+        for batch in spine {
+            spine_bytes += batch.get_array_memory_size();
+            let key_columns: Vec<ArrayRef> = self
+                .layout
+                .spine_keys
+                .iter()
+                .map(|&i| Arc::clone(batch.column(i)))
+                .collect();
+            let rows = self.converter.convert_columns(&key_columns)?;
+            for row in rows.iter() {
+                if keys.last().is_none_or(|last| last.row() != row) {
+                    keys.push(row.owned());
+                }
+            }
+            for t in to_micros(batch.column(self.layout.spine_time))?.iter().flatten() {
+                earliest = earliest.min(t);
+                latest = latest.max(t);
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        let key_count = self.layout.event_keys.len();
+        let mut tile_bytes = 0;
+        for (index, source) in self.tile_sources.iter().enumerate() {
+            let first_bucket = self
+                .windows
+                .iter()
+                .filter(|w| w.tiles.as_ref().is_some_and(|t| t.input == index))
+                .map(|w| match w.window.duration() {
+                    Some(length) => w.grid.floor(earliest.saturating_sub(length.micros())),
+                    None => i64::MIN,
+                })
+                .min()
+                .unwrap_or(i64::MIN);
+            let request = TileRequest {
+                keys: &keys,
+                converter: &self.converter,
+                first_bucket,
+                last_bucket: latest,
+            };
+            let rows = source.read(&request).await?;
+            tile_bytes += rows.get_array_memory_size();
+            let schema = rows.schema();
+            self.tile_cursors.push(EventCursor {
+                stream: Box::pin(RecordBatchStreamAdapter::new(
+                    schema,
+                    futures::stream::iter([Ok(rows)]),
+                )),
+                converter: Arc::clone(&self.converter),
+                key_columns: (0..key_count).collect(),
+                batch: None,
+                offset: 0,
+                exhausted: false,
+            });
+        }
+        self.spine_and_tile_bytes = spine_bytes + tile_bytes;
+        self.reservation
+            .try_resize(self.spine_and_tile_bytes)
+            .map_err(|e| {
+                datafusion::common::DataFusionError::ResourcesExhausted(format!(
+                    "the spine partition and its tile rows need {} bytes: {}",
+                    self.spine_and_tile_bytes,
+                    e.strip_backtrace()
+                ))
+            })
+    }
+
     async fn process(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
         let keys: Vec<ArrayRef> = self
             .layout
@@ -852,7 +903,8 @@ impl Sweep {
         let bytes = events.get_array_memory_size()
             + self.key_times.capacity() * 8
             + bucket_bytes
-            + tile_bytes;
+            + tile_bytes
+            + self.spine_and_tile_bytes;
         self.reservation.try_resize(bytes).map_err(|e| {
             datafusion::common::DataFusionError::ResourcesExhausted(format!(
                 "the events of one key need {bytes} bytes: {}",
