@@ -6,6 +6,10 @@
 //! exact trailing windows, then with windows aligned to the 1-day buckets an
 //! online store would merge. The two differ exactly where an event falls
 //! between the window's true start and the bucket boundary before it.
+//! Finally we backfill the features' tiles — pre-aggregated daily states —
+//! and build the exact training set again from them: only the partial
+//! buckets at the window edges are read from raw events, and the answers
+//! are the same.
 //!
 //! Run it with `cargo run --example training_set`.
 
@@ -17,7 +21,8 @@ use datafusion::arrow::util::pretty::print_batches;
 use datafusion::common::Result;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionConfig;
-use tessera::{FeatureDefinition, TesseraOptions, TrainingSet};
+use tessera::planner::{BackfillRequest, NoProgress, TileStore, plan_backfill, run_backfill};
+use tessera::{FeatureDefinition, FeatureName, TesseraOptions, TrainingSet};
 
 /// Microseconds of `2025-03-DD HH:00:00Z`.
 fn march(day: i64, hour: i64) -> i64 {
@@ -110,17 +115,53 @@ async fn main() -> Result<()> {
         .feature("user.total_transaction_amount")
         .feature("user.large_purchases")
         .build()?;
-    print_batches(&exact.collect().await?)?;
+    let exact_rows = exact.collect().await?;
+    print_batches(&exact_rows)?;
 
     println!("Windows aligned to 1-day buckets [floor(t - w), t]:");
     let aligned_options = TesseraOptions {
         align_offline_chalk_window_with_materialization: true,
         ..TesseraOptions::default()
     };
-    let aligned = TrainingSet::new(spine, "ts")
+    let aligned = TrainingSet::new(spine.clone(), "ts")
         .feature("user.total_transaction_amount[\"7d\"]")
         .options(aligned_options)
         .build()?;
     print_batches(&aligned.collect().await?)?;
+
+    // Backfill every complete day of March into a tile store (an in-memory
+    // one here; a folder or s3://bucket/prefix in production).
+    let url = "memory://training_set_example";
+    let request = BackfillRequest {
+        features: vec![
+            FeatureName::parse("user.total_transaction_amount")?,
+            FeatureName::parse("user.large_purchases")?,
+        ],
+        lower: march(1, 0),
+        upper: march(11, 0),
+        chunk: None,
+    };
+    let state = ctx.state();
+    let plan = plan_backfill(&state, &request)?;
+    let report = run_backfill(&state, &TileStore::open(url)?, &plan, &NoProgress).await?;
+    println!(
+        "Backfilled {} tile sets: {} events into {} daily tiles (commit {}).",
+        report.tile_sets, report.events, report.tile_rows, report.version
+    );
+    println!("Exact windows again, whole days from tiles:");
+    let tile_options = TesseraOptions {
+        use_tile_store: true,
+        tile_store_url: url.to_string(),
+        ..TesseraOptions::default()
+    };
+    let from_tiles = TrainingSet::new(spine, "ts")
+        .feature("user.total_transaction_amount")
+        .feature("user.large_purchases")
+        .options(tile_options)
+        .build()?
+        .collect()
+        .await?;
+    print_batches(&from_tiles)?;
+    assert_eq!(from_tiles, exact_rows, "tiles and raw events must agree");
     Ok(())
 }

@@ -1,11 +1,13 @@
 //! From the logical [`PointInTimeNode`] to execution plans.
 //!
 //! Planning happens in three stages:
-//! 1. the spine is numbered ([`SpineEnumerateExec`]) so its order can be restored;
+//! 1. the spine is numbered ([`SpineEnumerateExec`]) so its order can be
+//!    restored, and its time range is published when it has been read;
 //! 2. each stage becomes a [`PointInTimeExec`] over the previous stage's
-//!    output and the stage's events plan; its declared requirements make the
-//!    physical optimizer co-partition both inputs by key and sort them by key
-//!    and time;
+//!    output and the stage's events plan, behind an [`EventReachExec`] that
+//!    drops events outside every window's reach from that time range; its
+//!    declared requirements make the physical optimizer co-partition both
+//!    inputs by key and sort them by key and time;
 //! 3. [`RestoreSpineOrderExec`] requires a single partition sorted by row number,
 //!    which the optimizer satisfies with a parallel sort and a merge.
 //!
@@ -29,9 +31,12 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, Phy
 use tessera_tiles::{Snapshot, TileStore};
 
 use crate::exec::{
-    PointInTimeExec, RestoreSpineOrderExec, SpineEnumerateExec, TileInput, TileSource,
+    EventReach, EventReachExec, PointInTimeExec, RestoreSpineOrderExec, SpineEnumerateExec,
+    SpineTimes, TileInput, TileSource, WindowReach,
 };
-use crate::node::{PointInTimeNode, StagePlan, event_key_column};
+use crate::node::{
+    EVENT_TIME_COLUMN, PointInTimeNode, SemanticsPlan, StagePlan, WindowSource, event_key_column,
+};
 use crate::options::CoverageFallback;
 
 /// Plans [`PointInTimeNode`]s; declines every other extension node.
@@ -70,16 +75,29 @@ impl ExtensionPlanner for PointInTimePlanner {
             }
             None => None,
         };
-        let mut plan: Arc<dyn ExecutionPlan> = Arc::new(SpineEnumerateExec::new(Arc::clone(spine)));
+        let spine_time = spine.schema().index_of(&node.time_column)?;
+        let times = Arc::new(SpineTimes::new());
+        let mut plan: Arc<dyn ExecutionPlan> = Arc::new(SpineEnumerateExec::new(
+            Arc::clone(spine),
+            spine_time,
+            Arc::clone(&times),
+        ));
         for (stage, events) in node.stages.iter().zip(events) {
             let tile_inputs = match &tiles {
                 Some((store, snapshot, _)) => stage_tiles(store, snapshot, stage, events)?,
                 None => Vec::new(),
             };
             let fallback = tiles.as_ref().map_or(CoverageFallback::Error, |t| t.2);
+            let reach = stage_reach(stage, &tile_inputs, &node.semantics);
+            let events = Arc::new(EventReachExec::new(
+                Arc::clone(events),
+                events.schema().index_of(EVENT_TIME_COLUMN)?,
+                Arc::new(reach),
+                Arc::clone(&times),
+            ));
             plan = Arc::new(PointInTimeExec::try_new(
                 plan,
-                Arc::clone(events),
+                events,
                 tile_inputs,
                 fallback,
                 Arc::new(stage.clone()),
@@ -89,6 +107,30 @@ impl ExtensionPlanner for PointInTimePlanner {
         }
         Ok(Some(Arc::new(RestoreSpineOrderExec::try_new(plan)?)))
     }
+}
+
+/// How far back `stage`'s windows reach into its events.
+fn stage_reach(stage: &StagePlan, tiles: &[TileInput], semantics: &SemanticsPlan) -> EventReach {
+    let windows = stage
+        .features
+        .iter()
+        .enumerate()
+        .flat_map(|(index, feature)| {
+            feature.windows.iter().map(move |window| WindowReach {
+                window: window.window,
+                grid: window.grid,
+                coverage: tiles
+                    .iter()
+                    .find(|t| t.feature == index && t.tile_set.grid == window.grid)
+                    .map(|t| t.coverage.clone()),
+            })
+        })
+        .collect();
+    let buffer = match semantics.source {
+        WindowSource::BufferedBuckets(buffer) => Some(buffer),
+        _ => None,
+    };
+    EventReach { windows, buffer }
 }
 
 /// One [`TileInput`] per tile set of `stage`'s features, at `snapshot`.

@@ -4,7 +4,9 @@
 //! hash partitions sorted by key and time. This plan reads the spine's
 //! partitions one after another, in partition order (the order a file scan
 //! assigns its file ranges in), and appends `__tessera_row`, the row's
-//! position; [`super::RestoreSpineOrderExec`] sorts by it at the end.
+//! position; [`super::RestoreSpineOrderExec`] sorts by it at the end. When
+//! the spine is read it publishes its earliest and latest time
+//! ([`SpineTimes`]), which bound the events any row can see.
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,6 +25,9 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::{StreamExt, TryStreamExt};
 
+use super::spine_times::{SpineTimes, TimeExtent};
+use super::time::to_micros;
+
 /// The spine row-number column.
 pub const ROW_COLUMN: &str = "__tessera_row";
 
@@ -30,12 +35,15 @@ pub const ROW_COLUMN: &str = "__tessera_row";
 #[derive(Debug)]
 pub struct SpineEnumerateExec {
     input: Arc<dyn ExecutionPlan>,
+    time_column: usize,
+    times: Arc<SpineTimes>,
     properties: Arc<PlanProperties>,
 }
 
 impl SpineEnumerateExec {
-    /// Numbers the rows of `input`.
-    pub fn new(input: Arc<dyn ExecutionPlan>) -> Self {
+    /// Numbers the rows of `input`, publishing the extent of its column
+    /// `time_column` to `times` at the end.
+    pub fn new(input: Arc<dyn ExecutionPlan>, time_column: usize, times: Arc<SpineTimes>) -> Self {
         let mut fields: Vec<Arc<Field>> = input.schema().fields().iter().cloned().collect();
         fields.push(Arc::new(Field::new(ROW_COLUMN, DataType::UInt64, false)));
         let schema = Arc::new(Schema::new_with_metadata(
@@ -50,6 +58,8 @@ impl SpineEnumerateExec {
         );
         Self {
             input,
+            time_column,
+            times,
             properties: Arc::new(properties),
         }
     }
@@ -97,7 +107,11 @@ impl ExecutionPlan for SpineEnumerateExec {
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         match (children.pop(), children.is_empty()) {
-            (Some(input), true) => Ok(Arc::new(Self::new(input))),
+            (Some(input), true) => Ok(Arc::new(Self::new(
+                input,
+                self.time_column,
+                Arc::clone(&self.times),
+            ))),
             _ => internal_err!("SpineEnumerateExec takes exactly one child"),
         }
     }
@@ -126,18 +140,54 @@ impl ExecutionPlan for SpineEnumerateExec {
         let batches = futures::stream::iter(0..partitions)
             .map(move |p| input.execute(p, Arc::clone(&context)))
             .try_flatten();
-        let output_schema = Arc::clone(&schema);
-        let mut next_row: u64 = 0;
-        let numbered = batches.map(move |batch| {
-            let batch = batch?;
-            let rows = batch.num_rows() as u64;
-            let numbers: ArrayRef =
-                Arc::new(UInt64Array::from_iter_values(next_row..next_row + rows));
-            next_row += rows;
-            let mut columns = batch.columns().to_vec();
-            columns.push(numbers);
-            Ok(RecordBatch::try_new(Arc::clone(&output_schema), columns)?)
+        let state = Numbering {
+            batches: batches.boxed(),
+            schema: Arc::clone(&schema),
+            time_column: self.time_column,
+            next_row: 0,
+            extent: None,
+            times: Arc::clone(&self.times),
+        };
+        let numbered = futures::stream::try_unfold(state, |mut state| async move {
+            match state.batches.next().await.transpose()? {
+                Some(batch) => {
+                    let numbered = state.number(&batch)?;
+                    Ok(Some((numbered, state)))
+                }
+                None => {
+                    state.times.publish(state.extent);
+                    Ok(None)
+                }
+            }
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, numbered)))
+    }
+}
+
+/// The numbering of one run of the spine, and the extent of its times so far.
+struct Numbering {
+    batches: futures::stream::BoxStream<'static, Result<RecordBatch>>,
+    schema: SchemaRef,
+    time_column: usize,
+    next_row: u64,
+    extent: TimeExtent,
+    times: Arc<SpineTimes>,
+}
+
+impl Numbering {
+    fn number(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
+        for t in to_micros(batch.column(self.time_column))?.iter().flatten() {
+            self.extent = Some(
+                self.extent
+                    .map_or((t, t), |(low, high)| (low.min(t), high.max(t))),
+            );
+        }
+        let rows = batch.num_rows() as u64;
+        let numbers: ArrayRef =
+            Arc::new(UInt64Array::from_iter_values(self.next_row..self.next_row + rows));
+        self.next_row += rows;
+        let mut columns = batch.columns().to_vec();
+        columns.push(numbers);
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
     }
 }

@@ -6,7 +6,8 @@
 //!     …
 //!       PointInTimeExec (stage 1)
 //!         SpineEnumerateExec       spine + __tessera_row
-//!         <events plan of stage 1>
+//!         EventReachExec           events some row can see (after the spine is read)
+//!           <events plan of stage 1>
 //! ```
 //!
 //! With `use_tile_store`, each `PointInTimeExec` also reads one
@@ -14,12 +15,16 @@
 //! spine keys and times.
 
 mod enumerate;
+mod event_reach;
 mod point_in_time;
 mod spine_order;
+mod spine_times;
 mod tile_source;
 pub(crate) mod time;
 
 pub use enumerate::{ROW_COLUMN, SpineEnumerateExec};
+pub use event_reach::{EventReach, EventReachExec, WindowReach};
 pub use point_in_time::{PointInTimeExec, TileInput};
 pub use spine_order::RestoreSpineOrderExec;
+pub use spine_times::{SpineTimes, TimeExtent};
 pub use tile_source::{TILE_BUCKET_COLUMN, TileRequest, TileSource};

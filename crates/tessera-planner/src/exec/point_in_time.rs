@@ -698,6 +698,14 @@ fn bucket_runs(grid: &Grid, times: &[i64]) -> Vec<(i64, usize, usize)> {
     runs
 }
 
+/// What a buffered spine partition asks of the tiles.
+struct SpineExtent {
+    keys: Vec<OwnedRow>,
+    earliest: i64,
+    latest: i64,
+    bytes: usize,
+}
+
 /// The merge of one partition's spine, events and tiles.
 struct Sweep {
     spine: SendableRecordBatchStream,
@@ -743,48 +751,15 @@ impl Sweep {
     /// Reads, per tile source, the rows of the partition's spine keys and of
     /// the buckets its spine times can reach.
     async fn load_tiles(&mut self, spine: &std::collections::VecDeque<RecordBatch>) -> Result<()> {
-        let mut keys: Vec<OwnedRow> = Vec::new();
-        let (mut earliest, mut latest) = (i64::MAX, i64::MIN);
-        let mut spine_bytes = 0;
-        for batch in spine {
-            spine_bytes += batch.get_array_memory_size();
-            let key_columns: Vec<ArrayRef> = self
-                .layout
-                .spine_keys
-                .iter()
-                .map(|&i| Arc::clone(batch.column(i)))
-                .collect();
-            let rows = self.converter.convert_columns(&key_columns)?;
-            for row in rows.iter() {
-                if keys.last().is_none_or(|last| last.row() != row) {
-                    keys.push(row.owned());
-                }
-            }
-            for t in to_micros(batch.column(self.layout.spine_time))?.iter().flatten() {
-                earliest = earliest.min(t);
-                latest = latest.max(t);
-            }
-        }
-        keys.sort_unstable();
-        keys.dedup();
+        let extent = self.spine_extent(spine)?;
         let key_count = self.layout.event_keys.len();
         let mut tile_bytes = 0;
         for (index, source) in self.tile_sources.iter().enumerate() {
-            let first_bucket = self
-                .windows
-                .iter()
-                .filter(|w| w.tiles.as_ref().is_some_and(|t| t.input == index))
-                .map(|w| match w.window.duration() {
-                    Some(length) => w.grid.floor(earliest.saturating_sub(length.micros())),
-                    None => i64::MIN,
-                })
-                .min()
-                .unwrap_or(i64::MIN);
             let request = TileRequest {
-                keys: &keys,
+                keys: &extent.keys,
                 converter: &self.converter,
-                first_bucket,
-                last_bucket: latest,
+                first_bucket: self.first_tile_bucket(index, extent.earliest),
+                last_bucket: extent.latest,
             };
             let rows = source.read(&request).await?;
             tile_bytes += rows.get_array_memory_size();
@@ -801,7 +776,7 @@ impl Sweep {
                 exhausted: false,
             });
         }
-        self.spine_and_tile_bytes = spine_bytes + tile_bytes;
+        self.spine_and_tile_bytes = extent.bytes + tile_bytes;
         self.reservation
             .try_resize(self.spine_and_tile_bytes)
             .map_err(|e| {
@@ -813,17 +788,60 @@ impl Sweep {
             })
     }
 
-    async fn process(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
+    /// The distinct keys (sorted), time range and size of a buffered spine partition.
+    fn spine_extent(&self, spine: &std::collections::VecDeque<RecordBatch>) -> Result<SpineExtent> {
+        let mut extent = SpineExtent {
+            keys: Vec::new(),
+            earliest: i64::MAX,
+            latest: i64::MIN,
+            bytes: 0,
+        };
+        for batch in spine {
+            extent.bytes += batch.get_array_memory_size();
+            for row in self.spine_key_rows(batch)?.iter() {
+                if extent.keys.last().is_none_or(|last| last.row() != row) {
+                    extent.keys.push(row.owned());
+                }
+            }
+            for t in to_micros(batch.column(self.layout.spine_time))?.iter().flatten() {
+                extent.earliest = extent.earliest.min(t);
+                extent.latest = extent.latest.max(t);
+            }
+        }
+        extent.keys.sort_unstable();
+        extent.keys.dedup();
+        Ok(extent)
+    }
+
+    /// The first bucket any window served by tile source `index` can need
+    /// for spine times from `earliest` on (`i64::MIN` for unbounded windows).
+    fn first_tile_bucket(&self, index: usize, earliest: i64) -> i64 {
+        self.windows
+            .iter()
+            .filter(|w| w.tiles.as_ref().is_some_and(|t| t.input == index))
+            .map(|w| match w.window.duration() {
+                Some(length) => w.grid.floor(earliest.saturating_sub(length.micros())),
+                None => i64::MIN,
+            })
+            .min()
+            .unwrap_or(i64::MIN)
+    }
+
+    fn spine_key_rows(&self, batch: &RecordBatch) -> Result<Rows> {
         let keys: Vec<ArrayRef> = self
             .layout
             .spine_keys
             .iter()
             .map(|&i| Arc::clone(batch.column(i)))
             .collect();
+        Ok(self.converter.convert_columns(&keys)?)
+    }
+
+    async fn process(&mut self, batch: RecordBatch) -> Result<RecordBatch> {
         // Compute time excludes the awaits, which run the upstream operators.
         let elapsed = self.stats.baseline.elapsed_compute().clone();
         let mut timer = elapsed.timer();
-        let rows = self.converter.convert_columns(&keys)?;
+        let rows = self.spine_key_rows(&batch)?;
         let times = to_micros(batch.column(self.layout.spine_time))?;
         for row in 0..batch.num_rows() {
             let key = rows.row(row);
