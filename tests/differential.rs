@@ -906,7 +906,12 @@ async fn backfill_case(case: &Case, ctx: &SessionContext, url: &str, lower: i64,
         .unwrap();
 }
 
-fn tile_options(semantics: Semantics, buffer: bool, url: &str, raw_fallback: bool) -> TesseraOptions {
+fn tile_options(
+    semantics: Semantics,
+    buffer: bool,
+    url: &str,
+    raw_fallback: bool,
+) -> TesseraOptions {
     TesseraOptions {
         use_tile_store: true,
         tile_store_url: url.to_string(),
@@ -934,7 +939,14 @@ async fn tiles_match_the_brute_force_spec() {
         let full = format!("memory://differential-full-{seed}");
         backfill_case(&case, &ctx, &full, base - 10 * DAY, base + 40 * DAY).await;
         let partial = format!("memory://differential-partial-{seed}");
-        backfill_case(&case, &ctx, &partial, base + 5 * DAY, base + 15 * DAY + HOUR).await;
+        backfill_case(
+            &case,
+            &ctx,
+            &partial,
+            base + 5 * DAY,
+            base + 15 * DAY + HOUR,
+        )
+        .await;
         for (url, raw_fallback) in [(&full, false), (&partial, true)] {
             for semantics in [Semantics::Exact, Semantics::Aligned, Semantics::Bucketed] {
                 let options = tile_options(semantics, false, url, raw_fallback);
@@ -944,7 +956,10 @@ async fn tiles_match_the_brute_force_spec() {
             check_case(seed, &case, Semantics::Aligned, buffered, &ctx, &mut tally).await;
         }
     }
-    assert!(tally.cells > 100, "too few sketch cells to judge: {tally:?}");
+    assert!(
+        tally.cells > 100,
+        "too few sketch cells to judge: {tally:?}"
+    );
     assert!(
         tally.misses * 100 <= tally.cells,
         "more than 1% of sketch cells outside their bound: {tally:?}"

@@ -100,8 +100,16 @@ fn tile_options(url: &str) -> TesseraOptions {
 }
 
 /// `store`'s objects behind a [`FaultyStore`].
-fn faulty(store: &TileStore, fault: Option<(Fault, usize)>, delay: Duration) -> (TileStore, Arc<FaultyStore>) {
-    let wrapper = Arc::new(FaultyStore::new(Arc::clone(store.object_store()), fault, delay));
+fn faulty(
+    store: &TileStore,
+    fault: Option<(Fault, usize)>,
+    delay: Duration,
+) -> (TileStore, Arc<FaultyStore>) {
+    let wrapper = Arc::new(FaultyStore::new(
+        Arc::clone(store.object_store()),
+        fault,
+        delay,
+    ));
     let tile_store = TileStore::new(wrapper.clone(), Path::from(""), store.url());
     (tile_store, wrapper)
 }
@@ -269,7 +277,11 @@ async fn faults_at_every_put_leave_the_last_commit_and_a_retry_converges() {
     let ctx = session().await;
     let raw = training_set(&ctx, TesseraOptions::default()).await.unwrap();
     // A clean run counts the puts: one per tile file, then the commit.
-    let (store, counting) = faulty(&TileStore::open("memory://count").unwrap(), None, Duration::ZERO);
+    let (store, counting) = faulty(
+        &TileStore::open("memory://count").unwrap(),
+        None,
+        Duration::ZERO,
+    );
     backfill(&ctx, &store, LOWER, UPPER).await.unwrap();
     let puts = counting.puts.load(Ordering::SeqCst);
     assert!(puts >= 5, "expected several tile files, saw {puts} puts");
@@ -279,7 +291,9 @@ async fn faults_at_every_put_leave_the_last_commit_and_a_retry_converges() {
             let url = format!("memory://fault-{fault:?}-{at}");
             let clean = TileStore::open(&url).unwrap();
             // Version 1: a first, unfaulted backfill of part of the range.
-            backfill(&ctx, &clean, LOWER, "2025-01-21T00:00:00Z").await.unwrap();
+            backfill(&ctx, &clean, LOWER, "2025-01-21T00:00:00Z")
+                .await
+                .unwrap();
             let before = clean.snapshot().await.unwrap();
 
             let (faulty_store, _) = faulty(&clean, Some((fault, at)), Duration::ZERO);
@@ -290,7 +304,10 @@ async fn faults_at_every_put_leave_the_last_commit_and_a_retry_converges() {
                 let error = outcome.unwrap_err().to_string();
                 assert!(error.contains("commit 2 was stored damaged"), "{error}");
                 let error = clean.snapshot().await.unwrap_err().to_string();
-                assert!(error.contains("commit _log/00000000000000000002.json is unreadable"), "{error}");
+                assert!(
+                    error.contains("commit _log/00000000000000000002.json is unreadable"),
+                    "{error}"
+                );
                 continue;
             }
             let after = assert_consistent(&clean).await;
@@ -305,7 +322,10 @@ async fn faults_at_every_put_leave_the_last_commit_and_a_retry_converges() {
                     assert_eq!(after.version, 2, "{fault:?} at put {at}");
                 }
                 Err(error) => {
-                    assert!(!committed_despite_the_fault, "{fault:?} at put {at}: {error}");
+                    assert!(
+                        !committed_despite_the_fault,
+                        "{fault:?} at put {at}: {error}"
+                    );
                     assert_eq!(after, before, "{fault:?} at put {at}: {error}");
                     let message = error.to_string();
                     assert!(
@@ -318,7 +338,10 @@ async fn faults_at_every_put_leave_the_last_commit_and_a_retry_converges() {
             let report = backfill(&ctx, &clean, LOWER, UPPER).await.unwrap();
             assert_eq!(report.version, after.version + 1);
             let tiles = training_set(&ctx, tile_options(&url)).await.unwrap();
-            assert_eq!(tiles, raw, "{fault:?} at put {at}: tiles disagree with raw events");
+            assert_eq!(
+                tiles, raw,
+                "{fault:?} at put {at}: tiles disagree with raw events"
+            );
         }
     }
 }
@@ -333,7 +356,9 @@ async fn a_slow_store_gives_the_same_answers() {
     backfill(&ctx, &slow, LOWER, UPPER).await.unwrap();
     let snapshot = assert_consistent(&slow).await;
     assert_eq!(snapshot.version, 1);
-    let tiles = training_set(&ctx, tile_options("memory://slow")).await.unwrap();
+    let tiles = training_set(&ctx, tile_options("memory://slow"))
+        .await
+        .unwrap();
     assert_eq!(tiles, raw);
 }
 
@@ -387,7 +412,11 @@ async fn conflicting_commits_fail_cleanly() {
         ..CommitRequest::default()
     };
     assert_eq!(store.commit(change(0, 10), 0).await.unwrap().version, 1);
-    let error = store.commit(change(5, 15), 0).await.unwrap_err().to_string();
+    let error = store
+        .commit(change(5, 15), 0)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         error.contains("conflicting commit: version 1 (backfill [0, 10)) changed tile set t"),
         "{error}"
@@ -419,22 +448,40 @@ async fn corrupt_tiles_fail_naming_the_file() {
     let middle = original.len() / 3;
     type Damage = Box<dyn Fn(&mut Vec<u8>)>;
     let damages: Vec<(&str, Damage, &str)> = vec![
-        ("footer", Box::new(move |b: &mut Vec<u8>| b[footer] ^= 0x5a), "is corrupt: checksum"),
-        ("sketch column", Box::new(move |b: &mut Vec<u8>| b[middle] ^= 0x01), "is corrupt: checksum"),
-        ("truncation", Box::new(|b: &mut Vec<u8>| b.truncate(b.len() / 2)), "is corrupt: it has"),
+        (
+            "footer",
+            Box::new(move |b: &mut Vec<u8>| b[footer] ^= 0x5a),
+            "is corrupt: checksum",
+        ),
+        (
+            "sketch column",
+            Box::new(move |b: &mut Vec<u8>| b[middle] ^= 0x01),
+            "is corrupt: checksum",
+        ),
+        (
+            "truncation",
+            Box::new(|b: &mut Vec<u8>| b.truncate(b.len() / 2)),
+            "is corrupt: it has",
+        ),
     ];
     for (what, damage, expected) in damages {
         let mut bytes = original.clone();
         damage(&mut bytes);
         std::fs::write(&path, &bytes).unwrap();
-        let error = training_set(&ctx, tile_options(&url)).await.unwrap_err().to_string();
+        let error = training_set(&ctx, tile_options(&url))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains(&format!("tile file {}", sketch_file.path)) && error.contains(expected),
             "{what}: {error}"
         );
     }
     std::fs::remove_file(&path).unwrap();
-    let error = training_set(&ctx, tile_options(&url)).await.unwrap_err().to_string();
+    let error = training_set(&ctx, tile_options(&url))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         error.contains(&format!("tile file {} cannot be read", sketch_file.path)),
         "missing file: {error}"
@@ -455,10 +502,15 @@ async fn uncovered_ranges_error_or_fall_back_to_raw_events() {
     backfill(&ctx, &store, "2025-01-20T00:00:00Z", "2025-02-10T00:00:00Z")
         .await
         .unwrap();
-    let error = training_set(&ctx, tile_options(url)).await.unwrap_err().to_string();
+    let error = training_set(&ctx, tile_options(url))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         error.contains("feature user.amount: window 7d needs buckets that the tiles of series")
-            && error.contains("do not cover: [2025-01-01T00:00:00Z, 2025-01-20T00:00:00Z), [2025-02-10T00:00:00Z,"),
+            && error.contains(
+                "do not cover: [2025-01-01T00:00:00Z, 2025-01-20T00:00:00Z), [2025-02-10T00:00:00Z,"
+            ),
         "{error}"
     );
     let raw = training_set(&ctx, TesseraOptions::default()).await.unwrap();
@@ -489,7 +541,9 @@ async fn crash_child_backfills() {
         small_chunks.chunk = Some(tessera::time::Duration::parse("3d").unwrap());
         let state = ctx.state();
         let plan = plan_backfill(&state, &small_chunks).unwrap();
-        run_backfill(&state, &store, &plan, &NoProgress).await.unwrap();
+        run_backfill(&state, &store, &plan, &NoProgress)
+            .await
+            .unwrap();
     }
 }
 
@@ -539,7 +593,11 @@ fn killed_backfills_leave_a_consistent_store() {
             .into_iter()
             .map(str::to_string)
             .collect();
-        assert_eq!(listed_tiles(&store).await, live, "vacuum left unreferenced files");
+        assert_eq!(
+            listed_tiles(&store).await,
+            live,
+            "vacuum left unreferenced files"
+        );
         assert_eq!(report.deleted_files.len(), before.len() - live.len());
         assert_eq!(training_set(&ctx, tile_options(&url)).await.unwrap(), raw);
     });
@@ -555,7 +613,10 @@ async fn listed_tiles(store: &TileStore) -> Vec<String> {
         .try_collect()
         .await
         .unwrap();
-    let mut paths: Vec<String> = objects.into_iter().map(|o| o.location.to_string()).collect();
+    let mut paths: Vec<String> = objects
+        .into_iter()
+        .map(|o| o.location.to_string())
+        .collect();
     paths.sort();
     paths
 }
@@ -581,7 +642,14 @@ impl S3Server {
             .unwrap()
             .port();
         let process = std::process::Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -589,7 +657,10 @@ impl S3Server {
         let endpoint = format!("http://127.0.0.1:{port}");
         let started = std::time::Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(60), "moto did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "moto did not start"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         Self { process, endpoint }
@@ -628,8 +699,12 @@ async fn s3_round_trip() {
     );
     let ctx = session().await;
     let store = TileStore::open(&url).unwrap();
-    let first = backfill(&ctx, &store, LOWER, "2025-02-01T00:00:00Z").await.unwrap();
-    let second = backfill(&ctx, &store, "2025-01-20T00:00:00Z", UPPER).await.unwrap();
+    let first = backfill(&ctx, &store, LOWER, "2025-02-01T00:00:00Z")
+        .await
+        .unwrap();
+    let second = backfill(&ctx, &store, "2025-01-20T00:00:00Z", UPPER)
+        .await
+        .unwrap();
     assert_eq!((first.version, second.version), (1, 2));
     let snapshot = assert_consistent(&store).await;
     assert_eq!(snapshot.tile_sets.len(), 2);
@@ -655,4 +730,53 @@ async fn s3_round_trip() {
     let report = store.vacuum(Vec::new(), Duration::ZERO).await.unwrap();
     assert!(!report.deleted_files.is_empty());
     assert_eq!(training_set(&ctx, tile_options(&url)).await.unwrap(), raw);
+}
+
+mod identity {
+    //! Tile-set ids: stable hashes of what is stored, blind to feature names.
+
+    use tessera::tiles::{SeriesDescription, StateColumn, TileSetDescription};
+
+    fn series() -> SeriesDescription {
+        SeriesDescription {
+            source: "transactions".into(),
+            keys: vec!["user_id".into()],
+            timestamp: "ts".into(),
+            value: vec!["amount".into()],
+            filter: None,
+            bucket_micros: 86_400_000_000,
+            origin_micros: 0,
+        }
+    }
+
+    fn tile_set(function: &str) -> TileSetDescription {
+        TileSetDescription {
+            series: series(),
+            function: function.into(),
+            aggregation: format!("{function}(amount)"),
+            key_types: vec!["Int32".into()],
+            state_columns: vec![StateColumn {
+                name: format!("{function}[sum]"),
+                data_type: "Float64".into(),
+            }],
+            features: vec!["user.a".into()],
+        }
+    }
+
+    #[test]
+    fn ids_ignore_feature_names_but_not_definitions() {
+        let a = tile_set("sum");
+        let mut renamed = a.clone();
+        renamed.features = vec!["user.b".into()];
+        assert_eq!(a.id(), renamed.id());
+        assert_eq!(a.id().len(), 16);
+        assert_ne!(a.id(), tile_set("count").id());
+        let mut filtered = a.clone();
+        filtered.series.filter = Some("amount > 0".into());
+        assert_ne!(a.id(), filtered.id());
+        assert_ne!(a.series.id(), filtered.series.id());
+        let mut regridded = a.clone();
+        regridded.series.bucket_micros = 3_600_000_000;
+        assert_ne!(a.id(), regridded.id());
+    }
 }

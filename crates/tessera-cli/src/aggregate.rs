@@ -14,8 +14,9 @@ use datafusion::prelude::SessionContext;
 use indicatif::{ProgressBar, ProgressStyle};
 use tessera::definitions::FeatureName;
 use tessera::planner::{
-    BackfillProgress, BackfillReport, BackfillRequest, ChunkReport, DEFAULT_TILE_STORE_URL, TileStore,
-    estimate_events, list_aggregations, plan_backfill, run_backfill, vacuum_aggregations,
+    BackfillProgress, BackfillReport, BackfillRequest, ChunkReport, DEFAULT_TILE_STORE_URL,
+    TileStore, estimate_events, list_aggregations, plan_backfill, run_backfill,
+    vacuum_aggregations,
 };
 use tessera::time::{Duration, format_instant, parse_instant};
 
@@ -94,7 +95,10 @@ pub async fn run(ctx: &SessionContext, command: AggregateCommand) -> Result<()> 
                     .collect::<Result<_>>()?,
                 lower: instant("--lower-bound", &lower_bound)?,
                 upper: instant("--upper-bound", &upper_bound)?,
-                chunk: chunk.as_deref().map(|c| duration("--chunk", c)).transpose()?,
+                chunk: chunk
+                    .as_deref()
+                    .map(|c| duration("--chunk", c))
+                    .transpose()?,
             };
             backfill(ctx, &store, &request, dry_run).await
         }
@@ -114,12 +118,15 @@ pub async fn run(ctx: &SessionContext, command: AggregateCommand) -> Result<()> 
                 Some(text) => instant("--horizon", &text)?,
                 None => now_micros(),
             };
-            let grace = std::time::Duration::from_micros(duration("--grace", &grace)?.micros() as u64);
+            let grace =
+                std::time::Duration::from_micros(duration("--grace", &grace)?.micros() as u64);
             let report = vacuum_aggregations(&ctx.state(), &store, horizon, grace).await?;
             println!(
                 "expired {} range(s) (commit {}), deleted {} file(s) ({} bytes), kept {} recent unreferenced file(s)",
                 report.expired.len(),
-                report.expire_version.map_or("none".to_string(), |v| v.to_string()),
+                report
+                    .expire_version
+                    .map_or("none".to_string(), |v| v.to_string()),
                 report.deleted_files.len(),
                 report.deleted_bytes,
                 report.kept_recent
@@ -163,7 +170,7 @@ async fn backfill(
                 description.aggregation,
                 description.series.source,
                 description.series.keys.join(", "),
-                description.series.grid().bucket(),
+                description.series.grid()?.bucket(),
                 format_instant(tile_set.range.0),
                 format_instant(tile_set.range.1),
                 tile_set.chunks.len(),
@@ -248,8 +255,6 @@ impl BackfillProgress for BackfillBar {
         self.bar.inc(1);
     }
 }
-
-
 
 fn instant(option: &str, text: &str) -> Result<i64> {
     parse_instant(text).map_err(|e| DataFusionError::Plan(format!("{option}: {e}")))

@@ -212,7 +212,10 @@ async fn backfill_and_compare(
     print!("\n{comparison}");
     let disagreeing = comparison.columns.iter().filter(|c| !c.agrees()).count();
     if disagreeing == 0 {
-        println!("tiles and raw events agree on all {} feature columns", comparison.columns.len());
+        println!(
+            "tiles and raw events agree on all {} feature columns",
+            comparison.columns.len()
+        );
     } else {
         println!(
             "{disagreeing} of {} feature columns differ between tiles and raw events (sketches may, within their error bounds)",

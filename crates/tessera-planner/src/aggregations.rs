@@ -85,13 +85,17 @@ pub async fn list_aggregations(state: &SessionState, store: &TileStore) -> Resul
             Some(series.source.clone()),
             Some(series.keys.join(" ")),
             Some(series.value.join(", ")),
-            Some(series.grid().bucket().to_string()),
+            Some(series.grid()?.bucket().to_string()),
             current.and_then(Dependents::retention_text),
             Some(description.function.clone()),
             Some(features.join(" ")),
             Some(tile_set.coverage.to_string()),
         ]);
-        counts.push([tile_set.files.len() as u64, tile_set.rows(), tile_set.bytes()]);
+        counts.push([
+            tile_set.files.len() as u64,
+            tile_set.rows(),
+            tile_set.bytes(),
+        ]);
     }
     let names = [
         "series",
@@ -118,7 +122,10 @@ pub async fn list_aggregations(state: &SessionState, store: &TileStore) -> Resul
             counts.iter().map(|c| c[i]),
         )));
     }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 /// Expires, in every tile set a session feature reads with a bounded
@@ -138,7 +145,7 @@ pub async fn vacuum_aggregations(
         let Some(Some(Some(retention))) = dependents.get(id).map(|d| d.retention) else {
             continue;
         };
-        let grid = tile_set.description.series.grid();
+        let grid = tile_set.description.series.grid()?;
         let before = grid.floor(horizon.saturating_sub(retention.micros()));
         expire.push(RangeChange {
             tile_set: id.clone(),

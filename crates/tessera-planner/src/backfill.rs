@@ -190,7 +190,11 @@ pub fn plan_backfill(state: &SessionState, request: &BackfillRequest) -> Result<
 }
 
 /// `range` cut into chunks of whole buckets.
-fn chunks(grid: Grid, range: (Instant, Instant), chunk: Option<Duration>) -> Vec<(Instant, Instant)> {
+fn chunks(
+    grid: Grid,
+    range: (Instant, Instant),
+    chunk: Option<Duration>,
+) -> Vec<(Instant, Instant)> {
     let bucket = grid.bucket().micros();
     let wanted = chunk.map_or(DEFAULT_CHUNK_MICROS, Duration::micros);
     let buckets_per_chunk = (wanted / bucket + i64::from(wanted % bucket != 0)).max(1);
@@ -312,11 +316,21 @@ async fn backfill_chunk(
 
 /// `scan → filter(keys and time not null, WHERE, start <= ts < end) →
 /// project(keys, time, arguments)`, sorted by key then time when `sorted`.
-fn chunk_plan(feature: &BoundFeature, start: Instant, end: Instant, sorted: bool) -> Result<LogicalPlan> {
+fn chunk_plan(
+    feature: &BoundFeature,
+    start: Instant,
+    end: Instant,
+    sorted: bool,
+) -> Result<LogicalPlan> {
     let definition = &feature.definition;
     let schema = &feature.source_schema;
     let micros = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-    let bound = |instant: Instant| lit(ScalarValue::TimestampMicrosecond(Some(instant), Some("UTC".into())));
+    let bound = |instant: Instant| {
+        lit(ScalarValue::TimestampMicrosecond(
+            Some(instant),
+            Some("UTC".into()),
+        ))
+    };
     let time = col(&definition.timestamp).cast_to(&micros, schema)?;
     let mut predicate = col(&definition.timestamp).is_not_null();
     for key in &definition.keys {
@@ -436,7 +450,9 @@ impl TileRowBuilder {
 
     /// `[0, b1, …, n]`: where a new key or bucket starts.
     fn run_bounds(&self, batch: &RecordBatch) -> Result<Vec<usize>> {
-        let rows = self.converter.convert_columns(&batch.columns()[..self.keys])?;
+        let rows = self
+            .converter
+            .convert_columns(&batch.columns()[..self.keys])?;
         let times = to_micros(batch.column(self.keys))?;
         let times = times.values();
         let mut bounds = vec![0];
@@ -458,9 +474,8 @@ impl TileRowBuilder {
         if bounds.len() < 2 {
             return Ok(());
         }
-        let firsts = UInt32Array::from_iter_values(
-            bounds[..bounds.len() - 1].iter().map(|&i| i as u32),
-        );
+        let firsts =
+            UInt32Array::from_iter_values(bounds[..bounds.len() - 1].iter().map(|&i| i as u32));
         let times = to_micros(batch.column(self.keys))?;
         let mut columns: Vec<ArrayRef> = batch.columns()[..self.keys]
             .iter()

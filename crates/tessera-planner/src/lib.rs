@@ -35,10 +35,10 @@ pub use node::{
     FeaturePlan, PointInTimeNode, SemanticsPlan, StagePlan, TileSetRef, TileSourcePlan, WindowPlan,
 };
 pub use options::{CoverageFallback, DEFAULT_TILE_STORE_URL, TesseraOptions};
-pub use tessera_tiles::TileStore;
 pub use session::{
     execute_sql, execute_statement, feature_registry, new_context, parse_sql, register,
     tessera_config,
 };
 pub use table_function::PointInTimeFunction;
+pub use tessera_tiles::TileStore;
 pub use training_set::plan_training_set;

@@ -26,8 +26,8 @@ use crate::node::{
     EVENT_TIME_COLUMN, FeaturePlan, PointInTimeNode, SemanticsPlan, StagePlan, TileSetRef,
     TileSourcePlan, WindowPlan, event_argument_column, event_key_column,
 };
-use crate::tile_sets::{grids_of, tile_set_of};
 use crate::options::TesseraOptions;
+use crate::tile_sets::{grids_of, tile_set_of};
 
 /// The registry of `state`, or an error saying Tessera is not registered.
 pub fn registry(state: &SessionState) -> Result<Arc<FeatureRegistry>> {

@@ -20,12 +20,14 @@ static MEMORY_STORES: LazyLock<Mutex<HashMap<String, Arc<InMemory>>>> =
 pub fn open_object_store(url: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
     let url = url.trim();
     if url.is_empty() {
-        return plan_err!("the tile store URL is empty: use a folder such as ./tiles, file:///data/tiles or s3://bucket/prefix");
+        return plan_err!(
+            "the tile store URL is empty: use a folder such as ./tiles, file:///data/tiles or s3://bucket/prefix"
+        );
     }
     if let Some(name) = url.strip_prefix("memory://") {
-        let mut stores = MEMORY_STORES
-            .lock()
-            .map_err(|_| plan_datafusion_err!("the in-memory tile stores were poisoned by a panic"))?;
+        let mut stores = MEMORY_STORES.lock().map_err(|_| {
+            plan_datafusion_err!("the in-memory tile stores were poisoned by a panic")
+        })?;
         let store = stores.entry(name.to_string()).or_default();
         return Ok((Arc::clone(store) as Arc<dyn ObjectStore>, Path::from("")));
     }

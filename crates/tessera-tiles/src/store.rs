@@ -7,9 +7,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{DataFusionError, Result, exec_datafusion_err, exec_err};
 use datafusion::object_store::path::Path;
-use datafusion::object_store::{
-    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
-};
+use datafusion::object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use futures::{StreamExt, TryStreamExt};
 use tessera_time::{Instant, format_instant};
 
@@ -230,6 +228,7 @@ impl TileStore {
     /// unless one changed an overlapping range of the same tile set, which
     /// fails as a conflict and changes nothing.
     pub async fn commit(&self, request: CommitRequest, read_version: u64) -> Result<Commit> {
+        self.check_files_exist(&request.add).await?;
         let mut commit = Commit {
             version: read_version + 1,
             commit_id: format!("{:032x}", rand::random::<u128>()),
@@ -264,6 +263,20 @@ impl TileStore {
             "tile store {}: gave up committing after {MAX_COMMIT_ATTEMPTS} attempts against concurrent writers",
             self.url
         )
+    }
+
+    /// Every file a commit is about to add must still be there (a vacuum
+    /// with too short a grace period could have taken a slow backfill's files).
+    async fn check_files_exist(&self, files: &[TileFile]) -> Result<()> {
+        for file in files {
+            let path = self.child(&file.path);
+            if let Err(e) = self.store.head(&path).await {
+                return exec_err!(
+                    "tile file {path} written for this commit is gone before the commit ({e}); nothing was committed, retry it (and give vacuum a longer grace period)"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Puts `commit` at its version: `Ok(Ok(()))` when it is there (also after
@@ -376,7 +389,10 @@ impl TileStore {
 /// `path` relative to `root`, as a `/`-separated string.
 fn relative_to(root: &Path, path: &Path) -> String {
     match path.prefix_match(root) {
-        Some(parts) => parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/"),
+        Some(parts) => parts
+            .map(|p| p.as_ref().to_string())
+            .collect::<Vec<_>>()
+            .join("/"),
         None => path.to_string(),
     }
 }

@@ -1,5 +1,6 @@
 //! What a tile set stores, and the ids derived from it.
 
+use datafusion::common::{Result, exec_err};
 use serde::{Deserialize, Serialize};
 use tessera_time::{Duration, Grid};
 
@@ -29,11 +30,18 @@ impl SeriesDescription {
         hash_id(&serde_json::to_string(self).unwrap_or_default())
     }
 
-    /// The series' bucket grid.
-    pub fn grid(&self) -> Grid {
-        let bucket = Duration::from_micros(self.bucket_micros)
-            .unwrap_or_else(|| Duration::from_micros(1).expect("1 µs is a valid duration"));
-        Grid::new(bucket, self.origin_micros)
+    /// The series' bucket grid; an error for a description whose bucket
+    /// duration is not positive (a damaged log).
+    pub fn grid(&self) -> Result<Grid> {
+        match Duration::from_micros(self.bucket_micros) {
+            Some(bucket) => Ok(Grid::new(bucket, self.origin_micros)),
+            None => exec_err!(
+                "series {} of {} has an invalid bucket duration of {} µs",
+                self.id(),
+                self.source,
+                self.bucket_micros
+            ),
+        }
     }
 }
 
@@ -80,52 +88,4 @@ impl TileSetDescription {
 
 fn hash_id(text: &str) -> String {
     format!("{:016x}", twox_hash::XxHash64::oneshot(0, text.as_bytes()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn series() -> SeriesDescription {
-        SeriesDescription {
-            source: "transactions".into(),
-            keys: vec!["user_id".into()],
-            timestamp: "ts".into(),
-            value: vec!["amount".into()],
-            filter: None,
-            bucket_micros: 86_400_000_000,
-            origin_micros: 0,
-        }
-    }
-
-    fn tile_set(function: &str) -> TileSetDescription {
-        TileSetDescription {
-            series: series(),
-            function: function.into(),
-            aggregation: format!("{function}(amount)"),
-            key_types: vec!["Int32".into()],
-            state_columns: vec![StateColumn {
-                name: format!("{function}[sum]"),
-                data_type: "Float64".into(),
-            }],
-            features: vec!["user.a".into()],
-        }
-    }
-
-    #[test]
-    fn ids_ignore_feature_names_but_not_definitions() {
-        let a = tile_set("sum");
-        let mut renamed = a.clone();
-        renamed.features = vec!["user.b".into()];
-        assert_eq!(a.id(), renamed.id());
-        assert_eq!(a.id().len(), 16);
-        assert_ne!(a.id(), tile_set("count").id());
-        let mut filtered = a.clone();
-        filtered.series.filter = Some("amount > 0".into());
-        assert_ne!(a.id(), filtered.id());
-        assert_ne!(a.series.id(), filtered.series.id());
-        let mut regridded = a.clone();
-        regridded.series.bucket_micros = 3_600_000_000;
-        assert_ne!(a.id(), regridded.id());
-    }
 }

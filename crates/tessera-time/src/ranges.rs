@@ -198,7 +198,10 @@ mod tests {
     fn displays_iso_ranges() {
         let day = crate::MICROS_PER_DAY;
         let ranges = TimeRanges::single(0, day);
-        assert_eq!(ranges.to_string(), "[1970-01-01T00:00:00Z, 1970-01-02T00:00:00Z)");
+        assert_eq!(
+            ranges.to_string(),
+            "[1970-01-01T00:00:00Z, 1970-01-02T00:00:00Z)"
+        );
         assert_eq!(TimeRanges::new().to_string(), "none");
     }
 }

@@ -183,8 +183,9 @@ impl Numbering {
             );
         }
         let rows = batch.num_rows() as u64;
-        let numbers: ArrayRef =
-            Arc::new(UInt64Array::from_iter_values(self.next_row..self.next_row + rows));
+        let numbers: ArrayRef = Arc::new(UInt64Array::from_iter_values(
+            self.next_row..self.next_row + rows,
+        ));
         self.next_row += rows;
         let mut columns = batch.columns().to_vec();
         columns.push(numbers);

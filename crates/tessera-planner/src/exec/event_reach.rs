@@ -19,9 +19,7 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result, internal_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_plan::execution_plan::{
-    ChildrenPropertiesMode, ReplaceChildrenOptions,
-};
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::StreamExt;
@@ -61,8 +59,7 @@ struct Keep {
 
 impl Keep {
     fn keeps(&self, ts: i64) -> bool {
-        ts <= self.upper
-            && (ts >= self.lower || self.uncovered_of.iter().any(|c| !c.contains(ts)))
+        ts <= self.upper && (ts >= self.lower || self.uncovered_of.iter().any(|c| !c.contains(ts)))
     }
 }
 
@@ -234,7 +231,10 @@ impl Pruning {
             return Ok(batch.clone());
         };
         let times = to_micros(batch.column(self.time_column))?;
-        let mask: BooleanArray = times.iter().map(|t| Some(t.is_some_and(|t| keep.keeps(t)))).collect();
+        let mask: BooleanArray = times
+            .iter()
+            .map(|t| Some(t.is_some_and(|t| keep.keeps(t))))
+            .collect();
         Ok(filter_record_batch(batch, &mask)?)
     }
 }

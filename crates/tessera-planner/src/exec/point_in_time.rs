@@ -26,9 +26,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
-use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::compute::kernels::zip::zip;
 use datafusion::arrow::compute::{SortOptions, cast, concat_batches};
+use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::row::{OwnedRow, Row, RowConverter, Rows, SortField};
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -53,8 +53,8 @@ use futures::StreamExt;
 use tessera_aggregates::{BucketSource, Part, SlidingAggregate};
 use tessera_time::{EventRange, Grid, TimeRanges, WindowLength, WindowSemantics, format_instant};
 
-use super::time::{non_null_micros, to_micros};
 use super::tile_source::{TILE_BUCKET_COLUMN, TileRequest, TileSource};
+use super::time::{non_null_micros, to_micros};
 use crate::node::{
     EVENT_TIME_COLUMN, SemanticsPlan, StagePlan, TileSetRef, WindowSource, event_argument_column,
     event_key_column, fmt_stages,
@@ -519,7 +519,12 @@ impl WindowCursor {
             self.reset_cursors();
             return Ok(self.aggregate.bucket_count());
         };
-        let coverage = &self.tiles.as_ref().map(|t| &t.coverage).cloned().unwrap_or_default();
+        let coverage = &self
+            .tiles
+            .as_ref()
+            .map(|t| &t.coverage)
+            .cloned()
+            .unwrap_or_default();
         let keys = tile_key_count(tile_rows);
         let tile_starts = tile_rows
             .column_by_name(TILE_BUCKET_COLUMN)
@@ -803,7 +808,10 @@ impl Sweep {
                     extent.keys.push(row.owned());
                 }
             }
-            for t in to_micros(batch.column(self.layout.spine_time))?.iter().flatten() {
+            for t in to_micros(batch.column(self.layout.spine_time))?
+                .iter()
+                .flatten()
+            {
                 extent.earliest = extent.earliest.min(t);
                 extent.latest = extent.latest.max(t);
             }

@@ -68,7 +68,11 @@ impl TileSource {
             .enumerate()
             .map(|(i, t)| Arc::new(Field::new(event_key_column(i), t.clone(), true)))
             .collect();
-        fields.push(Arc::new(Field::new(TILE_BUCKET_COLUMN, DataType::Int64, false)));
+        fields.push(Arc::new(Field::new(
+            TILE_BUCKET_COLUMN,
+            DataType::Int64,
+            false,
+        )));
         fields.extend(state_fields.iter().cloned());
         Self {
             store,
@@ -111,9 +115,16 @@ impl TileSource {
     }
 
     /// Rows still valid in their file, in the requested time range, of a requested key.
-    fn select(&self, batch: &RecordBatch, file: &LiveFile, request: &TileRequest) -> Result<RecordBatch> {
+    fn select(
+        &self,
+        batch: &RecordBatch,
+        file: &LiveFile,
+        request: &TileRequest,
+    ) -> Result<RecordBatch> {
         let keys = self.key_count();
-        let rows = request.converter.convert_columns(&batch.columns()[..keys])?;
+        let rows = request
+            .converter
+            .convert_columns(&batch.columns()[..keys])?;
         let buckets = batch.column(keys).as_primitive::<Int64Type>();
         let keep: BooleanArray = (0..batch.num_rows())
             .map(|i| {
