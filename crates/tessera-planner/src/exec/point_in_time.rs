@@ -507,53 +507,22 @@ impl WindowCursor {
     ) -> Result<usize> {
         let runs = bucket_runs(&self.grid, times);
         self.first_needed = times.first().map(|&ts| self.grid.floor(ts));
-        self.bucket_starts.clear();
-        let mut sources = Vec::with_capacity(runs.len());
-        let tile_rows = self.tiles.as_ref().map(|t| &key_tiles[t.input]);
-        let Some(tile_rows) = tile_rows else {
-            for (start, from, to) in runs {
-                self.bucket_starts.push(start);
-                sources.push(BucketSource::Events(from, to));
-            }
-            self.aggregate.load(arguments, &sources, &[])?;
-            self.reset_cursors();
-            return Ok(self.aggregate.bucket_count());
-        };
-        let coverage = &self
-            .tiles
-            .as_ref()
-            .map(|t| &t.coverage)
-            .cloned()
-            .unwrap_or_default();
-        let keys = tile_key_count(tile_rows);
-        let tile_starts = tile_rows
-            .column_by_name(TILE_BUCKET_COLUMN)
-            .map(|c| c.as_primitive::<Int64Type>().values().to_vec())
-            .unwrap_or_default();
-        let mut raw = runs
-            .into_iter()
-            .filter(|(start, _, _)| !coverage.contains(*start))
-            .peekable();
-        let mut tile = tile_starts.iter().copied().enumerate().peekable();
-        loop {
-            let take_raw = match (raw.peek(), tile.peek()) {
-                (Some((raw_start, _, _)), Some((_, tile_start))) => raw_start < tile_start,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => break,
+        let (tile_starts, tile_states): (&[i64], &[ArrayRef]) =
+            match self.tiles.as_ref().map(|t| &key_tiles[t.input]) {
+                Some(rows) => {
+                    let keys = tile_key_count(rows);
+                    let starts = rows.column(keys).as_primitive::<Int64Type>().values();
+                    (starts, &rows.columns()[keys + 1..])
+                }
+                None => (&[], &[]),
             };
-            if take_raw {
-                let (start, from, to) = raw.next().expect("peeked");
-                self.bucket_starts.push(start);
-                sources.push(BucketSource::Events(from, to));
-            } else {
-                let (row, start) = tile.next().expect("peeked");
-                self.bucket_starts.push(start);
-                sources.push(BucketSource::Tile(row));
-            }
-        }
-        self.aggregate
-            .load(arguments, &sources, &tile_rows.columns()[keys + 1..])?;
+        let coverage = self.tiles.as_ref().map(|t| &t.coverage);
+        let (starts, sources): (Vec<i64>, Vec<BucketSource>) =
+            merge_buckets(runs, coverage, tile_starts)
+                .into_iter()
+                .unzip();
+        self.bucket_starts = starts;
+        self.aggregate.load(arguments, &sources, tile_states)?;
         self.reset_cursors();
         Ok(self.aggregate.bucket_count())
     }
@@ -684,6 +653,27 @@ fn tile_key_count(tile_rows: &RecordBatch) -> usize {
         .schema()
         .index_of(TILE_BUCKET_COLUMN)
         .unwrap_or_default()
+}
+
+/// A key's buckets in time order: tile rows where `coverage` covers the
+/// bucket, runs of raw events everywhere else.
+fn merge_buckets(
+    runs: Vec<(i64, usize, usize)>,
+    coverage: Option<&TimeRanges>,
+    tile_starts: &[i64],
+) -> Vec<(i64, BucketSource)> {
+    let raw = runs
+        .into_iter()
+        .filter(|(start, _, _)| !coverage.is_some_and(|c| c.contains(*start)))
+        .map(|(start, from, to)| (start, BucketSource::Events(from, to)));
+    let tiles = tile_starts
+        .iter()
+        .enumerate()
+        .map(|(row, &start)| (start, BucketSource::Tile(row)));
+    let mut merged: Vec<(i64, BucketSource)> = raw.chain(tiles).collect();
+    // Covered and uncovered buckets never share a start, so the order is total.
+    merged.sort_by_key(|(start, _)| *start);
+    merged
 }
 
 /// `(bucket start, first event, end)` of each run of `times` in one bucket of `grid`.
