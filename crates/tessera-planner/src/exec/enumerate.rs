@@ -103,17 +103,15 @@ impl ExecutionPlan for SpineEnumerateExec {
 
     fn replace_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        match (children.pop(), children.is_empty()) {
-            (Some(input), true) => Ok(Arc::new(Self::new(
-                input,
-                self.time_column,
-                Arc::clone(&self.times),
-            ))),
-            _ => internal_err!("SpineEnumerateExec takes exactly one child"),
-        }
+        let input = super::only_child(children, "SpineEnumerateExec")?;
+        Ok(Arc::new(Self::new(
+            input,
+            self.time_column,
+            Arc::clone(&self.times),
+        )))
     }
 
     fn with_new_children(

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{BooleanArray, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
+use datafusion::common::Result;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{Result, internal_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
@@ -163,18 +163,16 @@ impl ExecutionPlan for EventReachExec {
 
     fn replace_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        match (children.pop(), children.is_empty()) {
-            (Some(input), true) => Ok(Arc::new(Self::new(
-                input,
-                self.time_column,
-                Arc::clone(&self.reach),
-                Arc::clone(&self.times),
-            ))),
-            _ => internal_err!("EventReachExec takes exactly one child"),
-        }
+        let input = super::only_child(children, "EventReachExec")?;
+        Ok(Arc::new(Self::new(
+            input,
+            self.time_column,
+            Arc::clone(&self.reach),
+            Arc::clone(&self.times),
+        )))
     }
 
     fn with_new_children(

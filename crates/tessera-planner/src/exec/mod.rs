@@ -28,3 +28,14 @@ pub use point_in_time::{PointInTimeExec, TileInput};
 pub use spine_order::RestoreSpineOrderExec;
 pub use spine_times::{SpineTimes, TimeExtent};
 pub use tile_source::{TILE_BUCKET_COLUMN, TileRequest, TileSource};
+
+/// The one child of a single-input plan, or an internal error naming the plan.
+pub(crate) fn only_child(
+    mut children: Vec<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
+    plan: &str,
+) -> datafusion::common::Result<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+    match (children.pop(), children.is_empty()) {
+        (Some(child), true) => Ok(child),
+        _ => datafusion::common::internal_err!("{plan} takes exactly one child"),
+    }
+}

@@ -107,13 +107,11 @@ impl ExecutionPlan for RestoreSpineOrderExec {
 
     fn replace_children(
         self: Arc<Self>,
-        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        match (children.pop(), children.is_empty()) {
-            (Some(input), true) => Ok(Arc::new(Self::try_new(input)?)),
-            _ => internal_err!("RestoreSpineOrderExec takes exactly one child"),
-        }
+        let input = super::only_child(children, "RestoreSpineOrderExec")?;
+        Ok(Arc::new(Self::try_new(input)?))
     }
 
     fn with_new_children(
