@@ -1,6 +1,6 @@
 //! Physical plans pinned with insta snapshots, one per window source: raw
-//! events, buckets built from raw events, and buckets with a raw continuous
-//! buffer — including the repartitioning and sorts the optimizer adds for
+//! events, buckets built from raw events, buckets with a raw continuous
+//! buffer, and tiles (whose events are pruned per key) — including the repartitioning and sorts the optimizer adds for
 //! the sweep's declared requirements.
 
 use datafusion::physical_plan::displayable;
@@ -50,4 +50,12 @@ async fn buckets_plan() {
 async fn buffered_buckets_plan() {
     let settings = "SET tessera.use_materialized_offline_query = true; SET tessera.continuous_buffer_duration = '36h';";
     insta::assert_snapshot!("buffered_buckets", physical_plan(settings).await);
+}
+
+#[tokio::test]
+async fn tiles_plan() {
+    let settings = "SET tessera.tile_store_url = 'memory://plans-tiles';
+        BACKFILL WINDOWED FEATURE u.amount FROM '2025-01-01T00:00:00Z' TO '2025-03-09T00:00:00Z';
+        SET tessera.use_tile_store = true;";
+    insta::assert_snapshot!("tiles", physical_plan(settings).await);
 }

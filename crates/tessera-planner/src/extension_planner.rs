@@ -31,12 +31,10 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, Phy
 use tessera_tiles::{Snapshot, TileStore};
 
 use crate::exec::{
-    EventReach, EventReachExec, PointInTimeExec, RestoreSpineOrderExec, SpineEnumerateExec,
-    SpineTimes, TileInput, TileSource, WindowReach,
+    EventReach, EventReachExec, KeyedReach, PointInTimeExec, RestoreSpineOrderExec,
+    SpineEnumerateExec, SpineTimes, TileInput, TileSource, WindowReach,
 };
-use crate::node::{
-    EVENT_TIME_COLUMN, PointInTimeNode, SemanticsPlan, StagePlan, WindowSource, event_key_column,
-};
+use crate::node::{EVENT_TIME_COLUMN, PointInTimeNode, StagePlan, WindowSource, event_key_column};
 use crate::options::CoverageFallback;
 
 /// Plans [`PointInTimeNode`]s; declines every other extension node.
@@ -75,23 +73,32 @@ impl ExtensionPlanner for PointInTimePlanner {
             }
             None => None,
         };
-        let spine_time = spine.schema().index_of(&node.time_column)?;
-        let times = Arc::new(SpineTimes::new());
-        let mut plan: Arc<dyn ExecutionPlan> = Arc::new(SpineEnumerateExec::new(
-            Arc::clone(spine),
-            spine_time,
-            Arc::clone(&times),
-        ));
+        let fallback = tiles.as_ref().map_or(CoverageFallback::Error, |t| t.2);
+        let mut stages = Vec::with_capacity(node.stages.len());
         for (stage, events) in node.stages.iter().zip(events) {
             let tile_inputs = match &tiles {
                 Some((store, snapshot, _)) => stage_tiles(store, snapshot, stage, events)?,
                 None => Vec::new(),
             };
-            let fallback = tiles.as_ref().map_or(CoverageFallback::Error, |t| t.2);
-            let reach = stage_reach(stage, &tile_inputs, &node.semantics);
+            let reach = stage_reach(stage, &tile_inputs, node, fallback);
+            stages.push((stage, events, tile_inputs, reach));
+        }
+        let keeps_rows = stages.iter().any(|(.., reach)| reach.by_key.is_some());
+        let times = Arc::new(SpineTimes::new(keeps_rows));
+        let spine_time = spine.schema().index_of(&node.time_column)?;
+        let mut plan: Arc<dyn ExecutionPlan> = Arc::new(SpineEnumerateExec::new(
+            Arc::clone(spine),
+            spine_time,
+            Arc::clone(&times),
+        ));
+        for (stage, events, tile_inputs, reach) in stages {
+            let key_columns = (0..stage.spine_keys.len())
+                .map(|i| events.schema().index_of(&event_key_column(i)))
+                .collect::<Result<Vec<_>, _>>()?;
             let events = Arc::new(EventReachExec::new(
                 Arc::clone(events),
                 events.schema().index_of(EVENT_TIME_COLUMN)?,
+                key_columns,
                 Arc::new(reach),
                 Arc::clone(&times),
             ));
@@ -109,8 +116,14 @@ impl ExtensionPlanner for PointInTimePlanner {
     }
 }
 
-/// How far back `stage`'s windows reach into its events.
-fn stage_reach(stage: &StagePlan, tiles: &[TileInput], semantics: &SemanticsPlan) -> EventReach {
+/// How far back `stage`'s windows reach into its events, and — when the
+/// stage reads tiles — how to prune its events per key.
+fn stage_reach(
+    stage: &StagePlan,
+    tiles: &[TileInput],
+    node: &PointInTimeNode,
+    fallback: CoverageFallback,
+) -> EventReach {
     let windows = stage
         .features
         .iter()
@@ -126,11 +139,21 @@ fn stage_reach(stage: &StagePlan, tiles: &[TileInput], semantics: &SemanticsPlan
             })
         })
         .collect();
-    let buffer = match semantics.source {
+    let buffer = match node.semantics.source {
         WindowSource::BufferedBuckets(buffer) => Some(buffer),
         _ => None,
     };
-    EventReach { windows, buffer }
+    let by_key = (!tiles.is_empty()).then(|| KeyedReach {
+        spine_keys: stage.spine_keys.clone(),
+        time_column: node.time_column.clone(),
+        semantics: node.semantics,
+        strict: fallback == CoverageFallback::Error,
+    });
+    EventReach {
+        windows,
+        buffer,
+        by_key,
+    }
 }
 
 /// One [`TileInput`] per tile set of `stage`'s features, at `snapshot`.

@@ -17,7 +17,7 @@ use datafusion::common::{DFSchemaRef, Result, ScalarValue, internal_err};
 use datafusion::logical_expr::{Expr, LogicalPlan, UserDefinedLogicalNodeCore};
 use tessera_aggregates::BoundAggregate;
 use tessera_definitions::FeatureName;
-use tessera_time::{Duration, Grid, WindowLength, WindowSemantics};
+use tessera_time::{Duration, EventRange, Grid, WindowLength, WindowSemantics};
 
 use crate::options::CoverageFallback;
 
@@ -118,6 +118,17 @@ pub enum WindowSource {
     BufferedBuckets(Duration),
 }
 
+/// The events one row sees in one window, split by where they come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowParts {
+    /// Raw events before the first whole bucket (exact semantics' partial bucket).
+    pub tail: Option<EventRange>,
+    /// Whole buckets: bucket starts in this range.
+    pub body: EventRange,
+    /// Raw events after the last whole bucket (the still-filling bucket, or the buffer).
+    pub head: Option<EventRange>,
+}
+
 /// Which events each row sees and where they come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SemanticsPlan {
@@ -142,6 +153,60 @@ impl SemanticsPlan {
             requested,
             effective: options.effective_semantics(),
             source,
+        }
+    }
+
+    /// How the events row time `t` sees in `window` split into raw-event
+    /// edges and whole buckets. The sweep slides its parts to these ranges
+    /// and event pruning keeps exactly the raw parts, so the two cannot
+    /// disagree about which events a row reads raw.
+    pub fn parts(&self, window: WindowLength, grid: &Grid, t: i64) -> WindowParts {
+        match self.source {
+            WindowSource::RawEdges => {
+                // Partial buckets at the edges from raw events, whole buckets in between.
+                let range = self.effective.event_range(window, grid, t);
+                let start = range.start.unwrap_or(i64::MIN);
+                let split_low = start.max(grid.ceil(start).min(grid.floor(range.end)));
+                let split_high = grid.floor(range.end).max(split_low);
+                WindowParts {
+                    tail: Some(EventRange {
+                        start: range.start,
+                        end: split_low,
+                    }),
+                    body: EventRange {
+                        start: Some(split_low),
+                        end: split_high,
+                    },
+                    head: Some(EventRange {
+                        start: Some(split_high),
+                        end: range.end,
+                    }),
+                }
+            }
+            WindowSource::Buckets => WindowParts {
+                tail: None,
+                body: WindowSemantics::Bucketed.event_range(window, grid, t),
+                head: None,
+            },
+            WindowSource::BufferedBuckets(buffer) => {
+                // [floor(t - w), t] split at the buffer: buckets before it, raw events after.
+                let aligned = WindowSemantics::Aligned.event_range(window, grid, t);
+                let buffer_start = grid.floor(t.saturating_sub(buffer.micros()));
+                let split = aligned
+                    .start
+                    .map_or(buffer_start, |start| start.max(buffer_start));
+                WindowParts {
+                    tail: None,
+                    body: EventRange {
+                        start: aligned.start,
+                        end: split,
+                    },
+                    head: Some(EventRange {
+                        start: Some(split),
+                        end: aligned.end,
+                    }),
+                }
+            }
         }
     }
 

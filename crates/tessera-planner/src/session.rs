@@ -92,10 +92,12 @@ pub fn feature_registry(ctx: &SessionContext) -> Result<Arc<FeatureRegistry>> {
 /// Parses SQL text into statements, using the session's dialect.
 pub fn parse_sql(ctx: &SessionContext, sql: &str) -> Result<Vec<TesseraStatement>> {
     let dialect_name = ctx.state().config_options().sql_parser.dialect;
-    let dialect = datafusion::sql::sqlparser::dialect::dialect_from_str(dialect_name.to_string())
-        .ok_or_else(|| {
-        datafusion::common::DataFusionError::Plan(format!("unsupported SQL dialect {dialect_name}"))
-    })?;
+    let dialect =
+        datafusion::sql::sqlparser::dialect::dialect_from_str(dialect_name).ok_or_else(|| {
+            datafusion::common::DataFusionError::Plan(format!(
+                "unsupported SQL dialect {dialect_name}"
+            ))
+        })?;
     Ok(TesseraParser::new(sql, dialect.as_ref())?
         .parse_statements()?
         .into())

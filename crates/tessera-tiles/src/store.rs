@@ -220,7 +220,7 @@ impl TileStore {
                 file.checksum
             );
         }
-        decode(&path.to_string(), bytes)
+        decode(path.as_ref(), bytes)
     }
 
     /// Appends a commit after `read_version` (the version the request was

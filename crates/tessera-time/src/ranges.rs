@@ -28,6 +28,21 @@ impl TimeRanges {
         ranges
     }
 
+    /// The union of `ranges`, in any order (empty ones ignored); sorts once
+    /// rather than inserting one by one.
+    pub fn from_unsorted(mut ranges: Vec<(Instant, Instant)>) -> Self {
+        ranges.retain(|&(s, e)| s < e);
+        ranges.sort_unstable();
+        let mut merged: Vec<(Instant, Instant)> = Vec::with_capacity(ranges.len());
+        for (s, e) in ranges {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        Self { ranges: merged }
+    }
+
     /// The ranges, ascending.
     pub fn ranges(&self) -> &[(Instant, Instant)] {
         &self.ranges
@@ -191,6 +206,16 @@ mod tests {
             prop_assert_eq!(bitmap(&ranges.missing(a, b)), bits_of(a, b) & !expected);
             prop_assert_eq!(bitmap(&ranges.clip(a, b)), bits_of(a, b) & expected);
             prop_assert_eq!(ranges.contains_range(a, b), bits_of(a, b) & !expected == 0);
+        }
+
+        /// Building from unsorted ranges equals inserting them one by one.
+        #[test]
+        fn from_unsorted_equals_inserting(pairs in proptest::collection::vec((0..64i64, 0..64i64), 0..12)) {
+            let mut inserted = TimeRanges::new();
+            for &(a, b) in &pairs {
+                inserted.insert(a, b);
+            }
+            prop_assert_eq!(TimeRanges::from_unsorted(pairs), inserted);
         }
     }
 

@@ -5,8 +5,9 @@
 //! partitions one after another, in partition order (the order a file scan
 //! assigns its file ranges in), and appends `__tessera_row`, the row's
 //! position; [`super::RestoreSpineOrderExec`] sorts by it at the end. When
-//! the spine is read it publishes its earliest and latest time
-//! ([`SpineTimes`]), which bound the events any row can see.
+//! the spine is read it publishes its earliest and latest time, and its rows
+//! when a stage prunes events per key ([`SpineTimes`]), which bound the
+//! events any row can see.
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::{StreamExt, TryStreamExt};
 
-use super::spine_times::{SpineTimes, TimeExtent};
+use super::spine_times::{PublishedSpine, SpineTimes};
 use super::time::to_micros;
 
 /// The spine row-number column.
@@ -143,7 +144,7 @@ impl ExecutionPlan for SpineEnumerateExec {
             schema: Arc::clone(&schema),
             time_column: self.time_column,
             next_row: 0,
-            extent: None,
+            published: PublishedSpine::default(),
             times: Arc::clone(&self.times),
         };
         let numbered = futures::stream::try_unfold(state, |mut state| async move {
@@ -153,7 +154,7 @@ impl ExecutionPlan for SpineEnumerateExec {
                     Ok(Some((numbered, state)))
                 }
                 None => {
-                    state.times.publish(state.extent);
+                    state.times.publish(std::mem::take(&mut state.published));
                     Ok(None)
                 }
             }
@@ -162,23 +163,24 @@ impl ExecutionPlan for SpineEnumerateExec {
     }
 }
 
-/// The numbering of one run of the spine, and the extent of its times so far.
+/// The numbering of one run of the spine, and what it will publish.
 struct Numbering {
     batches: futures::stream::BoxStream<'static, Result<RecordBatch>>,
     schema: SchemaRef,
     time_column: usize,
     next_row: u64,
-    extent: TimeExtent,
+    published: PublishedSpine,
     times: Arc<SpineTimes>,
 }
 
 impl Numbering {
     fn number(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
         for t in to_micros(batch.column(self.time_column))?.iter().flatten() {
-            self.extent = Some(
-                self.extent
-                    .map_or((t, t), |(low, high)| (low.min(t), high.max(t))),
-            );
+            let extent = &mut self.published.extent;
+            *extent = Some(extent.map_or((t, t), |(low, high)| (low.min(t), high.max(t))));
+        }
+        if self.times.keeps_rows() {
+            self.published.batches.push(batch.clone());
         }
         let rows = batch.num_rows() as u64;
         let numbers: ArrayRef = Arc::new(UInt64Array::from_iter_values(

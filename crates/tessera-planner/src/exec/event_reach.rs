@@ -1,5 +1,5 @@
-//! [`EventReachExec`]: drops events no spine row can see, before they are
-//! repartitioned and sorted.
+//! [`EventReachExec`]: drops events no spine row can see, or none needs raw,
+//! before they are repartitioned and sorted.
 //!
 //! No semantics includes an event after its row's time, and a window of
 //! length `w` on grid `b` reaches back at most to `floor_b(t - w)`. Once the
@@ -8,28 +8,40 @@
 //! the earliest spine time. Unbounded (`all`) windows reach back forever from
 //! raw events — except with tiles, where they need raw events only in their
 //! head (`floor_b(t - buffer)` on) and wherever their tile set is not covered.
-//! Pruning changes no result: every event a row can see is kept.
+//!
+//! With tiles, most events a row sees arrive as bucket states, so the stage
+//! also prunes *per key*: from the spine's rows it builds, for every key, the
+//! union over its rows and windows of the parts read raw
+//! ([`SemanticsPlan::parts`]: the partial edge buckets, plus body buckets the
+//! tiles do not cover), and keeps an event only inside its key's set. When
+//! uncovered buckets are errors, this applies only if the tiles cover every
+//! bucket any row could need, so that the sweep's coverage check (which
+//! looks at a key's first event) sees what it would have seen unpruned.
+//! Pruning changes no result: every event a row reads raw is kept.
 
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{BooleanArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
-use datafusion::common::Result;
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DataFusionError, HashMap, Result, exec_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
-use futures::StreamExt;
-use tessera_time::{Duration, Grid, TimeRanges, WindowLength};
+use futures::future::{BoxFuture, Shared};
+use futures::{FutureExt, StreamExt};
+use tessera_time::{Duration, EventRange, Grid, TimeRanges, WindowLength};
 
-use super::spine_times::{SpineTimes, TimeExtent};
+use super::spine_times::{PublishedSpine, SpineTimes};
 use super::time::to_micros;
+use crate::node::SemanticsPlan;
 
 /// One window of a stage, as far as its reach into the events goes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowReach {
     /// Its length.
     pub window: WindowLength,
@@ -46,36 +58,165 @@ pub struct EventReach {
     pub windows: Vec<WindowReach>,
     /// The continuous buffer of bucketed plans (raw events from `floor_b(t - d)` on).
     pub buffer: Option<Duration>,
+    /// Per-key pruning to the parts each row reads raw (stages with tiles).
+    pub by_key: Option<KeyedReach>,
 }
 
-/// Which events to keep for one spine extent.
+/// What per-key pruning needs to know about the stage.
+#[derive(Debug, Clone)]
+pub struct KeyedReach {
+    /// The stage's key columns in the spine.
+    pub spine_keys: Vec<String>,
+    /// The spine's time column.
+    pub time_column: String,
+    /// How each row's windows split into raw parts and buckets.
+    pub semantics: SemanticsPlan,
+    /// Whether buckets the tiles do not cover fail the query.
+    pub strict: bool,
+}
+
+/// Which events to keep for one spine.
 #[derive(Debug)]
 struct Keep {
     lower: i64,
     upper: i64,
     /// Coverages of unbounded windows read from tiles: events they do not cover are kept.
     uncovered_of: Vec<TimeRanges>,
+    /// Per key, the times some row of that key reads raw.
+    keys: Option<KeyIndex>,
 }
 
 impl Keep {
     fn keeps(&self, ts: i64) -> bool {
         ts <= self.upper && (ts >= self.lower || self.uncovered_of.iter().any(|c| !c.contains(ts)))
     }
+
+    /// The mask of `batch`'s events to keep.
+    fn mask(
+        &self,
+        batch: &RecordBatch,
+        time_column: usize,
+        key_columns: &[usize],
+    ) -> Result<BooleanArray> {
+        let times = to_micros(batch.column(time_column))?;
+        let Some(keys) = &self.keys else {
+            return Ok(times
+                .iter()
+                .map(|t| Some(t.is_some_and(|t| self.keeps(t))))
+                .collect());
+        };
+        let columns: Vec<ArrayRef> = key_columns
+            .iter()
+            .map(|&i| Arc::clone(batch.column(i)))
+            .collect();
+        let rows = keys.converter.convert_columns(&columns)?;
+        Ok(times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                Some(t.is_some_and(|t| {
+                    self.keeps(t)
+                        && keys
+                            .raw_times
+                            .get(rows.row(i).as_ref())
+                            .is_some_and(|raw| raw.contains(t))
+                }))
+            })
+            .collect())
+    }
+}
+
+/// For every spine key (row-encoded), the union of what its rows read raw.
+#[derive(Debug)]
+struct KeyIndex {
+    converter: RowConverter,
+    raw_times: HashMap<Box<[u8]>, TimeRanges>,
+}
+
+impl KeyIndex {
+    fn build(windows: &[&WindowReach], keyed: &KeyedReach, spine: &[RecordBatch]) -> Result<Self> {
+        let Some(first) = spine.first() else {
+            return Ok(Self {
+                converter: RowConverter::new(Vec::new())?,
+                raw_times: HashMap::default(),
+            });
+        };
+        let column = |batch: &RecordBatch, name: &str| -> Result<ArrayRef> {
+            match batch.column_by_name(name) {
+                Some(column) => Ok(Arc::clone(column)),
+                None => exec_err!("spine has no column {name} to prune events by"),
+            }
+        };
+        let fields = keyed
+            .spine_keys
+            .iter()
+            .map(|k| Ok(SortField::new(column(first, k)?.data_type().clone())))
+            .collect::<Result<Vec<_>>>()?;
+        let converter = RowConverter::new(fields)?;
+        let mut parts: HashMap<Box<[u8]>, Vec<(i64, i64)>> = HashMap::default();
+        for batch in spine {
+            let keys = keyed
+                .spine_keys
+                .iter()
+                .map(|k| column(batch, k))
+                .collect::<Result<Vec<_>>>()?;
+            let times = to_micros(&column(batch, &keyed.time_column)?)?;
+            let rows = converter.convert_columns(&keys)?;
+            for (i, t) in times.iter().enumerate() {
+                // A null key matches no event; a null time sees nothing.
+                let Some(t) = t.filter(|_| keys.iter().all(|k| k.is_valid(i))) else {
+                    continue;
+                };
+                let key = rows.row(i);
+                let ranges = match parts.get_mut(key.as_ref()) {
+                    Some(ranges) => ranges,
+                    None => parts.entry(key.as_ref().into()).or_default(),
+                };
+                for window in windows {
+                    raw_parts(window, &keyed.semantics, t, ranges);
+                }
+            }
+        }
+        let raw_times = parts
+            .into_iter()
+            .map(|(key, ranges)| (key, TimeRanges::from_unsorted(ranges)))
+            .collect();
+        Ok(Self {
+            converter,
+            raw_times,
+        })
+    }
+}
+
+/// Appends to `out` the times the row at `t` reads raw in `window`: its edges,
+/// and its whole buckets unless tiles cover them.
+fn raw_parts(window: &WindowReach, semantics: &SemanticsPlan, t: i64, out: &mut Vec<(i64, i64)>) {
+    let parts = semantics.parts(window.window, &window.grid, t);
+    let bounds = |range: EventRange| (range.start.unwrap_or(i64::MIN), range.end);
+    out.extend(parts.tail.into_iter().chain(parts.head).map(bounds));
+    let (start, end) = bounds(parts.body);
+    match &window.coverage {
+        None => out.push((start, end)),
+        Some(coverage) if coverage.contains_range(start, end) => {}
+        Some(coverage) => out.extend_from_slice(coverage.missing(start, end).ranges()),
+    }
 }
 
 impl EventReach {
-    fn keep(&self, extent: TimeExtent) -> Keep {
-        let Some((earliest, latest)) = extent else {
-            return Keep {
+    fn keep(&self, spine: &PublishedSpine) -> Result<Keep> {
+        let Some((earliest, latest)) = spine.extent else {
+            return Ok(Keep {
                 lower: i64::MAX,
                 upper: i64::MIN,
                 uncovered_of: Vec::new(),
-            };
+                keys: None,
+            });
         };
         let mut keep = Keep {
             lower: latest,
             upper: latest,
             uncovered_of: Vec::new(),
+            keys: None,
         };
         for window in &self.windows {
             let reach = match (window.window.duration(), &window.coverage) {
@@ -89,7 +230,44 @@ impl EventReach {
             };
             keep.lower = keep.lower.min(reach);
         }
-        keep
+        if let Some(keyed) = self
+            .by_key
+            .as_ref()
+            .filter(|k| !k.strict || self.fully_covered(earliest, latest))
+        {
+            keep.keys = Some(KeyIndex::build(
+                &self.distinct_windows(),
+                keyed,
+                &spine.batches,
+            )?);
+        }
+        Ok(keep)
+    }
+
+    /// Whether every window reading tiles finds every bucket a row in
+    /// `[earliest, latest]` could need covered.
+    fn fully_covered(&self, earliest: i64, latest: i64) -> bool {
+        self.windows
+            .iter()
+            .all(|w| match (&w.coverage, w.window.duration()) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some(coverage), Some(length)) => coverage.contains_range(
+                    w.grid.floor(earliest.saturating_sub(length.micros())),
+                    w.grid.floor(latest.saturating_add(1)),
+                ),
+            })
+    }
+
+    /// The windows, each distinct length, grid and coverage once.
+    fn distinct_windows(&self) -> Vec<&WindowReach> {
+        let mut distinct: Vec<&WindowReach> = Vec::new();
+        for window in &self.windows {
+            if !distinct.contains(&window) {
+                distinct.push(window);
+            }
+        }
+        distinct
     }
 
     fn describe(&self) -> String {
@@ -97,37 +275,69 @@ impl EventReach {
             .windows
             .iter()
             .any(|w| w.window.duration().is_none() && w.coverage.is_none());
-        if unbounded_raw {
-            "ts <= max(t)".to_string()
+        let bounds = if unbounded_raw {
+            "ts <= max(t)"
         } else {
-            "floor_b(min(t) - w) <= ts <= max(t)".to_string()
+            "floor_b(min(t) - w) <= ts <= max(t)"
+        };
+        match self.by_key {
+            Some(_) => format!("{bounds}, per key: parts read raw"),
+            None => bounds.to_string(),
         }
     }
 }
 
-/// Keeps the events some spine row can see.
-#[derive(Debug)]
+/// Keeps the events some spine row can see (and, with tiles, reads raw).
 pub struct EventReachExec {
     input: Arc<dyn ExecutionPlan>,
     time_column: usize,
+    key_columns: Vec<usize>,
     reach: Arc<EventReach>,
     times: Arc<SpineTimes>,
+    /// What to keep, worked out once for all partitions when the spine is read.
+    keep: SharedKeep,
 }
 
+type SharedKeep = Shared<BoxFuture<'static, Result<Arc<Keep>, Arc<DataFusionError>>>>;
+
 impl EventReachExec {
-    /// Filters `input`, whose column `time_column` is the event time.
+    /// Filters `input`, whose column `time_column` is the event time and
+    /// whose `key_columns` are the stage's keys.
     pub fn new(
         input: Arc<dyn ExecutionPlan>,
         time_column: usize,
+        key_columns: Vec<usize>,
         reach: Arc<EventReach>,
         times: Arc<SpineTimes>,
     ) -> Self {
+        let keep = {
+            let (reach, times) = (Arc::clone(&reach), Arc::clone(&times));
+            async move {
+                let spine = times.get().await.map_err(Arc::new)?;
+                reach.keep(&spine).map(Arc::new).map_err(Arc::new)
+            }
+            .boxed()
+            .shared()
+        };
         Self {
             input,
             time_column,
+            key_columns,
             reach,
             times,
+            keep,
         }
+    }
+}
+
+impl fmt::Debug for EventReachExec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventReachExec")
+            .field("input", &self.input)
+            .field("time_column", &self.time_column)
+            .field("key_columns", &self.key_columns)
+            .field("reach", &self.reach)
+            .finish_non_exhaustive()
     }
 }
 
@@ -170,6 +380,7 @@ impl ExecutionPlan for EventReachExec {
         Ok(Arc::new(Self::new(
             input,
             self.time_column,
+            self.key_columns.clone(),
             Arc::clone(&self.reach),
             Arc::clone(&self.times),
         )))
@@ -195,9 +406,8 @@ impl ExecutionPlan for EventReachExec {
         let state = Pruning {
             input,
             time_column: self.time_column,
-            reach: Arc::clone(&self.reach),
-            times: Arc::clone(&self.times),
-            keep: None,
+            key_columns: self.key_columns.clone(),
+            keep: self.keep.clone(),
         };
         let pruned = futures::stream::try_unfold(state, |mut state| async move {
             let Some(batch) = state.input.next().await.transpose()? else {
@@ -210,29 +420,18 @@ impl ExecutionPlan for EventReachExec {
     }
 }
 
-/// One partition's filtering, once the spine's extent is known.
+/// One partition's filtering.
 struct Pruning {
     input: SendableRecordBatchStream,
     time_column: usize,
-    reach: Arc<EventReach>,
-    times: Arc<SpineTimes>,
-    keep: Option<Keep>,
+    key_columns: Vec<usize>,
+    keep: SharedKeep,
 }
 
 impl Pruning {
     async fn prune(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
-        if self.keep.is_none() {
-            let extent = self.times.get().await?;
-            self.keep = Some(self.reach.keep(extent));
-        }
-        let Some(keep) = &self.keep else {
-            return Ok(batch.clone());
-        };
-        let times = to_micros(batch.column(self.time_column))?;
-        let mask: BooleanArray = times
-            .iter()
-            .map(|t| Some(t.is_some_and(|t| keep.keeps(t))))
-            .collect();
+        let keep = self.keep.clone().await.map_err(DataFusionError::Shared)?;
+        let mask = keep.mask(batch, self.time_column, &self.key_columns)?;
         Ok(filter_record_batch(batch, &mask)?)
     }
 }

@@ -23,10 +23,10 @@ mod tile_source;
 pub(crate) mod time;
 
 pub use enumerate::{ROW_COLUMN, SpineEnumerateExec};
-pub use event_reach::{EventReach, EventReachExec, WindowReach};
+pub use event_reach::{EventReach, EventReachExec, KeyedReach, WindowReach};
 pub use point_in_time::{PointInTimeExec, TileInput};
 pub use spine_order::RestoreSpineOrderExec;
-pub use spine_times::{SpineTimes, TimeExtent};
+pub use spine_times::{PublishedSpine, SpineTimes, TimeExtent};
 pub use tile_source::{TILE_BUCKET_COLUMN, TileRequest, TileSource};
 
 /// The one child of a single-input plan, or an internal error naming the plan.

@@ -6,8 +6,8 @@
 //! partition is then a merge of two sorted streams: for every run of spine
 //! rows with one key, the events of that key are gathered once and grouped
 //! into the buckets of each window's grid, and every window slides its parts
-//! — raw events at the tail, bucket states, raw events at the head, as its
-//! [`WindowSource`] says — forward as the spine time advances. Because the
+//! — raw events at the tail, bucket states, raw events at the head, as
+//! [`SemanticsPlan::parts`] says — forward as the spine time advances. Because the
 //! parts' bounds only move forward in time, each event and bucket enters and
 //! leaves each part once: the cost grows with events + spine rows, never
 //! their product, and a window holds at most one bucket of raw events at
@@ -51,12 +51,12 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::StreamExt;
 use tessera_aggregates::{BucketSource, Part, SlidingAggregate};
-use tessera_time::{EventRange, Grid, TimeRanges, WindowLength, WindowSemantics, format_instant};
+use tessera_time::{EventRange, Grid, TimeRanges, WindowLength, format_instant};
 
 use super::tile_source::{TILE_BUCKET_COLUMN, TileRequest, TileSource};
 use super::time::{non_null_micros, to_micros};
 use crate::node::{
-    EVENT_TIME_COLUMN, SemanticsPlan, StagePlan, TileSetRef, WindowSource, event_argument_column,
+    EVENT_TIME_COLUMN, SemanticsPlan, StagePlan, TileSetRef, event_argument_column,
     event_key_column, fmt_stages,
 };
 use crate::options::CoverageFallback;
@@ -557,62 +557,17 @@ impl WindowCursor {
 
     /// Slides the window's parts to what row time `t` sees and emits its value.
     fn emit_at(&mut self, t: i64, times: &[i64]) {
+        let parts = self.semantics.parts(self.window, &self.grid, t);
         let aggregate = self.aggregate.as_mut();
-        let body = match self.semantics.source {
-            WindowSource::RawEdges => {
-                // Partial buckets at the edges from raw events, whole buckets in between.
-                let range = self
-                    .semantics
-                    .effective
-                    .event_range(self.window, &self.grid, t);
-                let start = range.start.unwrap_or(i64::MIN);
-                let split_low = start.max(self.grid.ceil(start).min(self.grid.floor(range.end)));
-                let split_high = self.grid.floor(range.end).max(split_low);
-                let tail = EventRange {
-                    start: range.start,
-                    end: split_low,
-                };
-                self.tail.slide(aggregate, Part::Tail, times, tail);
-                let body = EventRange {
-                    start: Some(split_low),
-                    end: split_high,
-                };
-                self.buckets
-                    .slide(aggregate, Part::Buckets, &self.bucket_starts, body);
-                let head = EventRange {
-                    start: Some(split_high),
-                    end: range.end,
-                };
-                self.head.slide(aggregate, Part::Head, times, head);
-                body
-            }
-            WindowSource::Buckets => {
-                let range = WindowSemantics::Bucketed.event_range(self.window, &self.grid, t);
-                self.buckets
-                    .slide(aggregate, Part::Buckets, &self.bucket_starts, range);
-                range
-            }
-            WindowSource::BufferedBuckets(buffer) => {
-                // [floor(t - w), t] split at the buffer: buckets before it, raw events after.
-                let aligned = WindowSemantics::Aligned.event_range(self.window, &self.grid, t);
-                let buffer_start = self.grid.floor(t.saturating_sub(buffer.micros()));
-                let split = aligned
-                    .start
-                    .map_or(buffer_start, |start| start.max(buffer_start));
-                let body = EventRange {
-                    start: aligned.start,
-                    end: split,
-                };
-                self.buckets
-                    .slide(aggregate, Part::Buckets, &self.bucket_starts, body);
-                let head = EventRange {
-                    start: Some(split),
-                    end: aligned.end,
-                };
-                self.head.slide(aggregate, Part::Head, times, head);
-                body
-            }
-        };
+        if let Some(tail) = parts.tail {
+            self.tail.slide(aggregate, Part::Tail, times, tail);
+        }
+        self.buckets
+            .slide(aggregate, Part::Buckets, &self.bucket_starts, parts.body);
+        if let Some(head) = parts.head {
+            self.head.slide(aggregate, Part::Head, times, head);
+        }
+        let body = parts.body;
         aggregate.emit();
         self.require_buckets(body.start, body.end);
     }

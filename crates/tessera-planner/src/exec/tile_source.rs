@@ -88,17 +88,25 @@ impl TileSource {
         self.schema.fields().len() - 1 - self.state_fields.len()
     }
 
-    /// The rows `request` asks for, sorted by key then bucket.
+    /// The rows `request` asks for, sorted by key then bucket. Files with no
+    /// still-valid bucket in the requested range are not read.
     pub async fn read(&self, request: &TileRequest<'_>) -> Result<RecordBatch> {
         let mut kept = Vec::new();
-        for file in &self.files {
+        let wanted = |file: &&LiveFile| {
+            !file
+                .valid
+                .clip(request.first_bucket, request.last_bucket.saturating_add(1))
+                .is_empty()
+        };
+        let mut ranks = Vec::new();
+        for file in self.files.iter().filter(wanted) {
             for batch in self.store.read_tile(&file.file).await? {
                 let converted = self.convert(file, &batch)?;
-                kept.push(self.select(&converted, file, request)?);
+                kept.push(self.select(&converted, file, request, &mut ranks)?);
             }
         }
         let rows = concat_batches(&self.schema, &kept)?;
-        self.sorted(&rows, request.converter)
+        self.sorted(&rows, &ranks)
     }
 
     /// The file's rows with keys cast and buckets as microseconds.
@@ -114,45 +122,52 @@ impl TileSource {
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
     }
 
-    /// Rows still valid in their file, in the requested time range, of a requested key.
+    /// Rows still valid in their file, in the requested time range, of a
+    /// requested key; appends each kept row's key position in the request to `ranks`.
     fn select(
         &self,
         batch: &RecordBatch,
         file: &LiveFile,
         request: &TileRequest,
+        ranks: &mut Vec<u32>,
     ) -> Result<RecordBatch> {
         let keys = self.key_count();
         let rows = request
             .converter
             .convert_columns(&batch.columns()[..keys])?;
         let buckets = batch.column(keys).as_primitive::<Int64Type>();
+        // Files hold each key's rows together: look a key up once per run.
+        let mut rank = None;
         let keep: BooleanArray = (0..batch.num_rows())
             .map(|i| {
-                let bucket = buckets.value(i);
-                let wanted = bucket >= request.first_bucket
-                    && bucket <= request.last_bucket
-                    && file.valid.contains(bucket)
-                    && request
+                if i == 0 || rows.row(i) != rows.row(i - 1) {
+                    rank = request
                         .keys
                         .binary_search_by(|key| key.row().cmp(&rows.row(i)))
-                        .is_ok();
+                        .ok();
+                }
+                let bucket = buckets.value(i);
+                let wanted = rank.is_some()
+                    && bucket >= request.first_bucket
+                    && bucket <= request.last_bucket
+                    && file.valid.contains(bucket);
+                if let Some(rank) = rank.filter(|_| wanted) {
+                    ranks.push(rank as u32);
+                }
                 Some(wanted)
             })
             .collect();
         Ok(filter_record_batch(batch, &keep)?)
     }
 
-    fn sorted(&self, batch: &RecordBatch, converter: &RowConverter) -> Result<RecordBatch> {
-        let keys = self.key_count();
-        let rows = converter.convert_columns(&batch.columns()[..keys])?;
-        let buckets = batch.column(keys).as_primitive::<Int64Type>();
+    /// `batch` ordered by key (its position in the request, `ranks`) then bucket.
+    fn sorted(&self, batch: &RecordBatch, ranks: &[u32]) -> Result<RecordBatch> {
+        let buckets = batch
+            .column(self.key_count())
+            .as_primitive::<Int64Type>()
+            .values();
         let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
-        order.sort_unstable_by(|&a, &b| {
-            let (a, b) = (a as usize, b as usize);
-            rows.row(a)
-                .cmp(&rows.row(b))
-                .then(buckets.value(a).cmp(&buckets.value(b)))
-        });
+        order.sort_unstable_by_key(|&i| (ranks[i as usize], buckets[i as usize]));
         Ok(take_record_batch(batch, &UInt32Array::from(order))?)
     }
 
