@@ -17,6 +17,8 @@ plan.
 
     python3 benches/side_by_side/run.py --size small        # ~1M events, 100k spine rows
     python3 benches/side_by_side/run.py --size medium       # ~20M events, 1M spine rows
+    python3 benches/side_by_side/run.py --size medium --systems tessera --memory-limit 1G
+    python3 benches/side_by_side/run.py --events 5000000 --users 200000 --spine 100000 --systems tessera
 
 It builds nothing: it runs `target/release/tessera` (build it with
 `cargo build --release -p tessera-cli`) and installs duckdb, polars, pyarrow
@@ -72,13 +74,17 @@ def column(feature, seconds):
     return f"b.{feature}__{seconds}__"
 
 
-def generate(size, folder, seed=7):
-    """Events and spine as Parquet; the same seed gives the same files."""
+def generate(events_n, users_n, spine_n, folder, seed=7):
+    """Events and spine as Parquet; the same sizes and seed give the same files,
+    so a folder that already holds them (see `params.txt`) is reused."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    events_n, users_n, spine_n = SIZES[size]
+    params = f"events={events_n} users={users_n} spine={spine_n} seed={seed}\n"
+    marker = os.path.join(folder, "params.txt")
+    if os.path.exists(marker) and open(marker).read() == params:
+        return
     rng = np.random.default_rng(seed)
     # Skewed activity: user weights from a Zipf-like law.
     weights = 1.0 / np.arange(1, users_n + 1) ** 0.8
@@ -109,7 +115,8 @@ def generate(size, folder, seed=7):
     })
     pq.write_table(events, os.path.join(folder, "events.parquet"), row_group_size=1 << 20)
     pq.write_table(spine, os.path.join(folder, "spine.parquet"))
-    return events_n, spine_n
+    with open(marker, "w") as f:
+        f.write(params)
 
 
 def memory_bytes(pid, field):
@@ -240,9 +247,11 @@ def duckdb_buckets_sql(folder, out):
             f"GROUP BY s.rid) TO '{out}' (FORMAT PARQUET);")
 
 
-def polars_script(folder, out):
+def polars_script(folder, out, skip=()):
     aggregations = []
     for feature, (_, _, expression) in FUNCTIONS.items():
+        if feature in skip:
+            continue
         for window, seconds in WINDOWS:
             aggregations.append(f"({expression}).alias('{column(feature, seconds)}')")
     return textwrap.dedent(f"""
@@ -266,6 +275,27 @@ def polars_script(folder, out):
             out = out.join(rolled, on='rid', how='left')
         out.write_parquet('{out}')
     """)
+
+
+def duckdb_chunked_script(folder, out, chunks=8):
+    """The exact training set one window at a time, over users in `chunks`
+    slices, each a range join (what DuckDB users do when one join is too big)."""
+    steps = [DUCKDB_SETTINGS, "SET TimeZone = 'UTC'",
+             f"CREATE TABLE events AS SELECT * FROM read_parquet('{folder}/events.parquet')",
+             f"CREATE TABLE spine AS SELECT * FROM read_parquet('{folder}/spine.parquet')"]
+    for _, seconds in WINDOWS:
+        aggs = []
+        for feature, (_, expression, _) in FUNCTIONS.items():
+            aggs.append(f'{expression} AS "{column(feature, seconds)}"')
+        join = (f"FROM spine s LEFT JOIN events e ON e.user_id = s.user_id AND e.ts <= s.ts "
+                f"AND e.ts > s.ts - INTERVAL '{seconds} seconds'")
+        steps.append(f"CREATE TABLE w{seconds} AS SELECT s.rid, {', '.join(aggs)} {join} WHERE false GROUP BY s.rid")
+        for chunk in range(chunks):
+            steps.append(f"INSERT INTO w{seconds} SELECT s.rid, {', '.join(aggs)} {join} "
+                         f"WHERE s.user_id % {chunks} = {chunk} GROUP BY s.rid")
+    joins = " ".join(f"JOIN w{seconds} USING (rid)" for _, seconds in WINDOWS)
+    steps.append(f"COPY (SELECT * FROM spine {joins}) TO '{out}' (FORMAT PARQUET)")
+    return f"import duckdb; c = duckdb.connect(); [c.execute(s) for s in {steps!r}]"
 
 
 def read(path, key):
@@ -318,6 +348,13 @@ def agree(reference, other, columns):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=SIZES, default="small")
+    parser.add_argument("--events", type=int, help="events (overrides --size)")
+    parser.add_argument("--users", type=int, help="users (overrides --size)")
+    parser.add_argument("--spine", type=int, help="spine rows (overrides --size)")
+    parser.add_argument("--systems", default="tessera,datafusion,duckdb,polars",
+                        help="comma-separated systems to run (Tessera always runs: it is the reference)")
+    parser.add_argument("--memory-limit", default=None,
+                        help="DataFusion memory pool for Tessera and plain DataFusion, e.g. 1G (sorts spill past it)")
     parser.add_argument("--runs", type=int, default=3, help="runs per formulation (the median is reported)")
     parser.add_argument("--tessera", default="target/release/tessera")
     parser.add_argument("--work", default=None, help="folder for data and outputs (default: a temporary one)")
@@ -328,8 +365,13 @@ def main():
         sys.exit(f"{tessera} not found: cargo build --release -p tessera-cli")
     folder = os.path.abspath(args.work or tempfile.mkdtemp(prefix="tessera-bench-"))
     os.makedirs(folder, exist_ok=True)
-    events_n, spine_n = generate(args.size, folder)
-    print(f"{args.size}: {events_n} events, {spine_n} spine rows in {folder}", flush=True)
+    events_n, users_n, spine_n = SIZES[args.size]
+    events_n, users_n, spine_n = args.events or events_n, args.users or users_n, args.spine or spine_n
+    generate(events_n, users_n, spine_n, folder)
+    limit = f", memory limit {args.memory_limit}" if args.memory_limit else ""
+    print(f"{events_n} events of {users_n} users, {spine_n} spine rows in {folder}{limit}", flush=True)
+    systems = {"tessera"} | set(args.systems.lower().split(","))
+    binary = [tessera] + (["--memory-limit", args.memory_limit] if args.memory_limit else [])
 
     def write(name, text):
         path = os.path.join(folder, name)
@@ -342,20 +384,23 @@ def main():
 
     tiles = os.path.join(folder, "tiles")
     write("definitions.sql", tessera_definitions(folder))
-    backfill = [tessera, "aggregate", "backfill", "--definitions", os.path.join(folder, "definitions.sql"),
+    backfill = binary + ["aggregate", "backfill", "--definitions", os.path.join(folder, "definitions.sql"),
                 "--store-offline", "--lower-bound", "2025-01-01T00:00:00Z", "--upper-bound", "2026-01-02T00:00:00Z",
                 "--tile-store", tiles] + sum((["--feature", f"b.{f}"] for f in FUNCTIONS), [])
     plans = [
-        ("Tessera", "exact, raw events", "exact", [tessera, "sql", "-f", write("exact.sql", tessera_query(folder, out("exact"), {}))]),
-        ("Tessera", "aligned, raw events", "aligned", [tessera, "sql", "-f", write("aligned.sql", tessera_query(folder, out("aligned"), {"align_offline_chalk_window_with_materialization": "true"}))]),
-        ("Tessera", "bucketed, raw events", "bucketed", [tessera, "sql", "-f", write("bucketed.sql", tessera_query(folder, out("bucketed"), {"use_materialized_offline_query": "true"}))]),
+        ("Tessera", "exact, raw events", "exact", binary + ["sql", "-f", write("exact.sql", tessera_query(folder, out("exact"), {}))]),
+        ("Tessera", "aligned, raw events", "aligned", binary + ["sql", "-f", write("aligned.sql", tessera_query(folder, out("aligned"), {"align_offline_chalk_window_with_materialization": "true"}))]),
+        ("Tessera", "bucketed, raw events", "bucketed", binary + ["sql", "-f", write("bucketed.sql", tessera_query(folder, out("bucketed"), {"use_materialized_offline_query": "true"}))]),
         ("Tessera", "backfill of the year", None, backfill),
-        ("Tessera", "exact, tiles", "exact", [tessera, "sql", "-f", write("tiles.sql", tessera_query(folder, out("tiles"), {"use_tile_store": "true", "tile_store_url": f"'{tiles}'"}))]),
-        ("DataFusion", "range join (SQL)", "exact", [tessera, "sql", "-f", write("datafusion.sql", range_join_sql(folder, out("datafusion"), "datafusion"))]),
+        ("Tessera", "exact, tiles", "exact", binary + ["sql", "-f", write("tiles.sql", tessera_query(folder, out("tiles"), {"use_tile_store": "true", "tile_store_url": f"'{tiles}'"}))]),
+        ("DataFusion", "range join (SQL)", "exact", binary + ["sql", "-f", write("datafusion.sql", range_join_sql(folder, out("datafusion"), "datafusion"))]),
         ("DuckDB", "range join", "exact", [sys.executable, "-c", f"import duckdb; c = duckdb.connect(); c.execute({DUCKDB_SETTINGS!r}); c.execute({range_join_sql(folder, out('duckdb'), 'duckdb')!r})"]),
         ("DuckDB", "daily buckets (no distinct, median)", "bucketed", [sys.executable, "-c", f"import duckdb; c = duckdb.connect(); c.execute({DUCKDB_SETTINGS!r}); [c.execute(s) for s in {duckdb_buckets_sql(folder, out('duckdb_buckets')).split(';')!r} if s.strip()]"]),
+        ("DuckDB", "range join per window, 8 user chunks", "exact", [sys.executable, "-c", duckdb_chunked_script(folder, out("duckdb_chunked"))]),
         ("Polars", "rolling by key", "exact", [sys.executable, "-c", polars_script(folder, out("polars"))]),
+        ("Polars", "rolling by key (no distinct count)", "exact", [sys.executable, "-c", polars_script(folder, out("polars_lean"), skip=("merchants",))]),
     ]
+    plans = [plan for plan in plans if plan[0].lower() in systems]
     outputs = {"exact": "exact", "aligned": "aligned", "bucketed": "bucketed"}
     results = []
     for system, formulation, semantics, command in plans:
@@ -379,7 +424,9 @@ def main():
         ("DataFusion", "range join (SQL)"): ("exact", out("datafusion")),
         ("DuckDB", "range join"): ("exact", out("duckdb")),
         ("DuckDB", "daily buckets (no distinct, median)"): ("bucketed", out("duckdb_buckets")),
+        ("DuckDB", "range join per window, 8 user chunks"): ("exact", out("duckdb_chunked")),
         ("Polars", "rolling by key"): ("exact", out("polars")),
+        ("Polars", "rolling by key (no distinct count)"): ("exact", out("polars_lean")),
     }
     baseline = statistics.median(results[0][3]) if results[0][3] else None
     print()

@@ -42,6 +42,23 @@ pub trait PartialState: Clone + Send + Sync + Debug + 'static {
     fn to_state(&self) -> Result<Vec<ScalarValue>>;
     /// Heap bytes held by the state, for DataFusion's memory accounting.
     fn size(&self) -> usize;
+    /// Whether the merge of `states` is empty, and its result — what a
+    /// window emits from its parts. A single state is evaluated as is;
+    /// functions whose merges are costly (sketches) override this to merge
+    /// everything at once.
+    fn merged_result(states: &[&Self]) -> Result<(bool, ScalarValue)> {
+        let Some((first, rest)) = states.split_first() else {
+            return datafusion::common::internal_err!("merged_result of no states");
+        };
+        if rest.is_empty() {
+            return Ok((first.is_empty(), first.evaluate()?));
+        }
+        let mut merged = (*first).clone();
+        for state in rest {
+            merged.merge(state)?;
+        }
+        Ok((merged.is_empty(), merged.evaluate()?))
+    }
 }
 
 /// One function with its parameters fixed: makes, describes and decodes states.
@@ -76,10 +93,6 @@ impl<S: PartialState> TwoStacks<S> {
             back_items: Vec::new(),
             back: empty,
         }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.front.is_empty() && self.back_items.is_empty()
     }
 }
 
@@ -168,18 +181,20 @@ impl<F: StateFactory> SlidingState<F> {
         Ok(())
     }
 
-    /// The merged state of every part.
-    fn current(&self) -> Result<F::State> {
-        let mut state = self.factory.empty();
-        for stacks in self.parts.iter().filter(|p| !p.is_empty()) {
-            if let Some(oldest) = stacks.front.last() {
-                state.merge(oldest)?;
-            }
+    /// Whether the window is empty, and its value: the states of every part merged.
+    fn current(&self) -> Result<(bool, ScalarValue)> {
+        let mut states = Vec::with_capacity(6);
+        for stacks in &self.parts {
+            states.extend(stacks.front.last());
             if !stacks.back_items.is_empty() {
-                state.merge(&stacks.back)?;
+                states.push(&stacks.back);
             }
         }
-        Ok(state)
+        if states.is_empty() {
+            let empty = self.factory.empty();
+            return Ok((true, empty.evaluate()?));
+        }
+        F::State::merged_result(&states)
     }
 
     fn bucket_states(
@@ -312,10 +327,7 @@ impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
     }
 
     fn emit(&mut self) {
-        match self
-            .current()
-            .and_then(|state| Ok((state.is_empty(), state.evaluate()?)))
-        {
+        match self.current() {
             Ok((empty, value)) => {
                 self.empty.append(empty);
                 self.output.push(value);

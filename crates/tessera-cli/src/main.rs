@@ -7,14 +7,22 @@ mod sql;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 /// Point-in-time windowed feature aggregations on Apache DataFusion.
 #[derive(Debug, Parser)]
 #[command(name = "tessera", version, about)]
 struct Cli {
+    /// Caps the memory DataFusion's operators may hold (e.g. 1G, 512M): sorts
+    /// spill to disk past it; what cannot spill fails naming what needed the memory.
+    #[arg(long = "memory-limit", value_name = "SIZE", global = true)]
+    memory_limit: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,7 +55,13 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let ctx = tessera::new_context(SessionConfig::new());
+    let ctx = match new_context(cli.memory_limit.as_deref()) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            eprintln!("error: {}", e.strip_backtrace());
+            return ExitCode::FAILURE;
+        }
+    };
     if let Command::Sql {
         tile_store: Some(url),
         ..
@@ -92,4 +106,23 @@ pub fn set_tile_store(ctx: &SessionContext, url: &str) -> datafusion::common::Re
         .config_mut()
         .options_mut()
         .set("tessera.tile_store_url", url)
+}
+
+/// A Tessera session; with `memory_limit` (e.g. `1G`), its operators share a
+/// pool of that size, in which sorts spill to disk rather than fail.
+fn new_context(memory_limit: Option<&str>) -> datafusion::common::Result<SessionContext> {
+    let Some(limit) = memory_limit else {
+        return Ok(tessera::new_context(SessionConfig::new()));
+    };
+    let bytes = SessionContext::parse_capacity_limit("--memory-limit", limit)?;
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(FairSpillPool::new(bytes)))
+        .build_arc()?;
+    let state = SessionStateBuilder::new()
+        .with_config(SessionConfig::new())
+        .with_runtime_env(runtime)
+        .with_default_features();
+    Ok(SessionContext::new_with_state(
+        tessera::register(state).build(),
+    ))
 }

@@ -44,11 +44,7 @@ impl PartialState for PercentileState {
     }
 
     fn evaluate(&self) -> Result<ScalarValue> {
-        let mut digest = self.digest.clone();
-        match digest.quantile(self.quantile) {
-            Ok(value) => Ok(ScalarValue::Float64(value)),
-            Err(e) => exec_err!("approx_percentile: {e}"),
-        }
+        self.quantile_of(self.digest.clone())
     }
 
     fn is_empty(&self) -> bool {
@@ -63,6 +59,29 @@ impl PartialState for PercentileState {
 
     fn size(&self) -> usize {
         self.digest.estimated_size()
+    }
+
+    /// The non-empty parts merged into one copy (not a copy per merge).
+    fn merged_result(states: &[&Self]) -> Result<(bool, ScalarValue)> {
+        let mut non_empty = states.iter().filter(|s| !s.is_empty());
+        let Some(first) = non_empty.next() else {
+            return Ok((true, ScalarValue::Float64(None)));
+        };
+        let mut digest = first.digest.clone();
+        for state in non_empty {
+            digest.merge(&state.digest);
+        }
+        Ok((false, first.quantile_of(digest)?))
+    }
+}
+
+impl PercentileState {
+    /// The configured quantile of `digest`.
+    fn quantile_of(&self, mut digest: TDigestMut) -> Result<ScalarValue> {
+        match digest.quantile(self.quantile) {
+            Ok(value) => Ok(ScalarValue::Float64(value)),
+            Err(e) => exec_err!("approx_percentile: {e}"),
+        }
     }
 }
 
