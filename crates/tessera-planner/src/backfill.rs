@@ -4,14 +4,15 @@
 //! every bucket fully inside the range, `[ceil_b(L), floor_b(U))`
 //! (SEMANTICS.md §7). Planning ([`plan_backfill`]) binds the features and
 //! finds their tile sets (features sharing a series and aggregation share
-//! one). Running ([`run_backfill`]) reads each tile set's range in time
+//! one). Running ([`run_backfill`]) reads each series' range in time
 //! chunks: per chunk, a DataFusion plan scans and filters the source and
 //! sorts by key and time (DataFusion's sort spills under a memory limit), and
 //! the sorted stream is folded run by run — one run per key and bucket —
-//! into state rows, holding at most one batch and one run at a time. Each
-//! chunk becomes one tile file, written and checked before the next starts;
-//! only after every file is written does one commit make all of them live,
-//! replacing whatever covered those ranges before. A failure anywhere leaves
+//! into the state rows of every tile set of the series at once, holding at
+//! most one batch and one run at a time. Each chunk becomes one file per
+//! tile set, written and checked before the next chunk starts; only after
+//! every file is written does one commit make all of them live, replacing
+//! whatever covered those ranges before. A failure anywhere leaves
 //! the store as it was, apart from unreferenced files that vacuum removes.
 
 use std::sync::Arc;
@@ -97,7 +98,8 @@ pub struct ChunkReport {
     pub start: Instant,
     /// See `start`.
     pub end: Instant,
-    /// Events read.
+    /// Events read. Tile sets of one series share a chunk's read, whose
+    /// events are reported with the first of them (0 for the others).
     pub events: u64,
     /// Tile rows (non-empty key buckets) written.
     pub tile_rows: u64,
@@ -130,7 +132,7 @@ pub struct BackfillReport {
     pub tile_sets: usize,
     /// Files written.
     pub files: usize,
-    /// Events read.
+    /// Events read (once per series and chunk, however many tile sets they feed).
     pub events: u64,
     /// Tile rows written.
     pub tile_rows: u64,
@@ -232,14 +234,15 @@ pub async fn run_backfill(
         ..BackfillReport::default()
     };
     let mut files: Vec<TileFile> = Vec::new();
-    for tile_set in &plan.tile_sets {
-        for &(start, end) in &tile_set.chunks {
-            let chunk = backfill_chunk(state, store, tile_set, start, end).await?;
-            report.events += chunk.report.events;
-            report.tile_rows += chunk.report.tile_rows;
-            report.bytes += chunk.report.bytes;
-            progress.chunk_done(&chunk.report);
-            files.extend(chunk.file);
+    for group in shared_reads(&plan.tile_sets)? {
+        for &(start, end) in &group[0].chunks {
+            for chunk in backfill_chunk(state, store, &group, start, end).await? {
+                report.events += chunk.report.events;
+                report.tile_rows += chunk.report.tile_rows;
+                report.bytes += chunk.report.bytes;
+                progress.chunk_done(&chunk.report);
+                files.extend(chunk.file);
+            }
         }
     }
     report.files = files.len();
@@ -276,42 +279,73 @@ struct ChunkOutcome {
     report: ChunkReport,
 }
 
+/// The tile sets that read the same events — one series (source, keys,
+/// value, filter, grid), the same argument columns and chunks — so that each
+/// chunk of events is scanned and sorted once for all of them.
+fn shared_reads(tile_sets: &[PlannedTileSet]) -> Result<Vec<Vec<&PlannedTileSet>>> {
+    let mut groups: Vec<(String, Vec<Expr>, Vec<&PlannedTileSet>)> = Vec::new();
+    for tile_set in tile_sets {
+        let series = tile_set.description.series.id();
+        let feature = &tile_set.feature;
+        let arguments = feature_columns(
+            feature,
+            &feature.definition.timestamp,
+            &feature.source_schema,
+        )?;
+        match groups.iter_mut().find(|(s, a, group)| {
+            *s == series && *a == arguments && group[0].chunks == tile_set.chunks
+        }) {
+            Some((_, _, group)) => group.push(tile_set),
+            None => groups.push((series, arguments, vec![tile_set])),
+        }
+    }
+    Ok(groups.into_iter().map(|(_, _, group)| group).collect())
+}
+
+/// Scans and sorts one chunk of events once and folds it into a file per
+/// tile set of `group`. The chunk's events are reported with the first tile
+/// set (they are read once).
 async fn backfill_chunk(
     state: &SessionState,
     store: &TileStore,
-    tile_set: &PlannedTileSet,
+    group: &[&PlannedTileSet],
     start: Instant,
     end: Instant,
-) -> Result<ChunkOutcome> {
-    let plan = chunk_plan(&tile_set.feature, start, end, true)?;
+) -> Result<Vec<ChunkOutcome>> {
+    let plan = chunk_plan(&group[0].feature, start, end, true)?;
     let mut stream = DataFrame::new(state.clone(), plan).execute_stream().await?;
-    let mut builder = TileRowBuilder::try_new(&tile_set.feature, tile_set.grid)?;
+    let features: Vec<&BoundFeature> = group.iter().map(|t| &t.feature).collect();
+    let mut builder = TileRowBuilder::try_new(&features, group[0].grid)?;
     while let Some(batch) = stream.next().await {
         builder.push(batch?)?;
     }
-    let (schema, batches, events) = builder.finish()?;
-    let tile_rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-    let file = if tile_rows == 0 {
-        None
-    } else {
-        Some(
-            store
-                .write_tile(&tile_set.id, &schema, &batches, start, end)
-                .await?,
-        )
-    };
-    Ok(ChunkOutcome {
-        report: ChunkReport {
-            tile_set: tile_set.id.clone(),
-            start,
-            end,
-            events,
-            tile_rows,
-            bytes: file.as_ref().map_or(0, |f| f.size),
-            files: usize::from(file.is_some()),
-        },
-        file,
-    })
+    let (outputs, events) = builder.finish()?;
+    let mut outcomes = Vec::with_capacity(group.len());
+    for (i, (tile_set, (schema, batches))) in group.iter().zip(outputs).enumerate() {
+        let tile_rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let file = if tile_rows == 0 {
+            None
+        } else {
+            Some(
+                store
+                    .write_tile(&tile_set.id, &schema, &batches, start, end)
+                    .await?,
+            )
+        };
+        outcomes.push(ChunkOutcome {
+            report: ChunkReport {
+                tile_set: tile_set.id.clone(),
+                start,
+                end,
+                events: if i == 0 { events } else { 0 },
+                tile_rows,
+                bytes: file.as_ref().map_or(0, |f| f.size),
+                files: usize::from(file.is_some()),
+            },
+            file,
+        });
+    }
+    Ok(outcomes)
 }
 
 /// `scan → filter(keys and time not null, WHERE, start <= ts < end) →
@@ -369,36 +403,49 @@ fn chunk_plan(
     plan.build()
 }
 
-/// Folds a key- and time-sorted event stream into tile rows, one per key and bucket.
+/// Folds a key- and time-sorted event stream into tile rows, one per key and
+/// bucket, for several aggregations of the same events at once.
 struct TileRowBuilder {
     keys: usize,
     grid: Grid,
-    implementation: Arc<dyn AggregateImplementation>,
+    /// Per aggregation: its implementation and its tile files' schema.
+    aggregations: Vec<(Arc<dyn AggregateImplementation>, SchemaRef)>,
     converter: RowConverter,
-    schema: SchemaRef,
     /// The last run of the previous batch, which the next batch may continue.
     carry: Option<RecordBatch>,
-    output: Vec<RecordBatch>,
+    /// Per aggregation, its tile rows so far.
+    output: Vec<Vec<RecordBatch>>,
     events: u64,
 }
 
 impl TileRowBuilder {
-    fn try_new(feature: &BoundFeature, grid: Grid) -> Result<Self> {
-        let key_types = key_types(feature)?;
-        let implementation = feature.aggregate.implementation()?;
-        let mut fields: Vec<Arc<Field>> = feature
+    /// A builder for `features`, which share their series (keys, arguments and `grid`).
+    fn try_new(features: &[&BoundFeature], grid: Grid) -> Result<Self> {
+        let Some(first) = features.first() else {
+            return datafusion::common::internal_err!("a tile row builder needs a feature");
+        };
+        let key_types = key_types(first)?;
+        let mut key_fields: Vec<Arc<Field>> = first
             .definition
             .keys
             .iter()
             .zip(&key_types)
             .map(|(name, data_type)| Arc::new(Field::new(name, data_type.clone(), true)))
             .collect();
-        fields.push(Arc::new(Field::new(
+        key_fields.push(Arc::new(Field::new(
             BUCKET_START_COLUMN,
             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             false,
         )));
-        fields.extend(implementation.state_fields(feature.aggregate.kind.name()));
+        let aggregations = features
+            .iter()
+            .map(|feature| {
+                let implementation = feature.aggregate.implementation()?;
+                let mut fields = key_fields.clone();
+                fields.extend(implementation.state_fields(feature.aggregate.kind.name()));
+                Ok((implementation, Arc::new(Schema::new(fields))))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let sort_fields = key_types
             .iter()
             .map(|t| {
@@ -414,11 +461,10 @@ impl TileRowBuilder {
         Ok(Self {
             keys: key_types.len(),
             grid,
-            implementation,
+            output: vec![Vec::new(); aggregations.len()],
+            aggregations,
             converter: RowConverter::new(sort_fields)?,
-            schema: Arc::new(Schema::new(fields)),
             carry: None,
-            output: Vec::new(),
             events: 0,
         })
     }
@@ -440,12 +486,15 @@ impl TileRowBuilder {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<(SchemaRef, Vec<RecordBatch>, u64)> {
+    /// Per aggregation, its schema and tile rows; and the events folded.
+    #[allow(clippy::type_complexity)]
+    fn finish(mut self) -> Result<(Vec<(SchemaRef, Vec<RecordBatch>)>, u64)> {
         if let Some(carry) = self.carry.take() {
             let bounds = self.run_bounds(&carry)?;
             self.emit(&carry, &bounds)?;
         }
-        Ok((self.schema, self.output, self.events))
+        let schemas = self.aggregations.into_iter().map(|(_, schema)| schema);
+        Ok((schemas.zip(self.output).collect(), self.events))
     }
 
     /// `[0, b1, …, n]`: where a new key or bucket starts.
@@ -488,12 +537,12 @@ impl TileRowBuilder {
         columns.push(Arc::new(
             TimestampMicrosecondArray::from_iter_values(starts).with_timezone("UTC"),
         ));
-        columns.extend(
-            self.implementation
-                .run_states(&batch.columns()[self.keys + 1..], bounds)?,
-        );
-        self.output
-            .push(RecordBatch::try_new(Arc::clone(&self.schema), columns)?);
+        let arguments = &batch.columns()[self.keys + 1..];
+        for ((implementation, schema), output) in self.aggregations.iter().zip(&mut self.output) {
+            let mut tile_columns = columns.clone();
+            tile_columns.extend(implementation.run_states(arguments, bounds)?);
+            output.push(RecordBatch::try_new(Arc::clone(schema), tile_columns)?);
+        }
         Ok(())
     }
 }
