@@ -3,8 +3,9 @@
 //! A grid has a bucket duration `b` and an origin `o`. Bucket `i` is
 //! `[o + i*b, o + (i+1)*b)`, `index(x) = floor((x - o) / b)` with true floor
 //! division (also before the origin), and a bucket is complete at `t` when its
-//! end is `<= t`. Arithmetic is done in `i128` so that no instant representable
-//! as `i64` microseconds overflows.
+//! end is `<= t`. Arithmetic is done in `i64` where it cannot overflow and in
+//! `i128` otherwise, so that no instant representable as `i64` microseconds
+//! overflows (and the common case costs no 128-bit division).
 
 use std::fmt;
 
@@ -40,6 +41,9 @@ impl Grid {
 
     /// `index(x) = floor((x - o) / b)`.
     pub fn index(&self, x: Instant) -> i64 {
+        if let Some(offset) = x.checked_sub(self.origin) {
+            return offset.div_euclid(self.bucket.micros());
+        }
         let offset = i128::from(x) - i128::from(self.origin);
         let index = offset.div_euclid(i128::from(self.bucket.micros()));
         // |offset| < 2^64 and b >= 1, so the index fits in i64 unless b == 1
@@ -59,6 +63,16 @@ impl Grid {
 
     /// `floor_b(x)`: the start of the bucket that contains `x`.
     pub fn floor(&self, x: Instant) -> Instant {
+        let fast = x.checked_sub(self.origin).and_then(|offset| {
+            let b = self.bucket.micros();
+            offset
+                .div_euclid(b)
+                .checked_mul(b)?
+                .checked_add(self.origin)
+        });
+        if let Some(floor) = fast {
+            return floor;
+        }
         let b = i128::from(self.bucket.micros());
         let o = i128::from(self.origin);
         saturate(o + (i128::from(x) - o).div_euclid(b) * b)

@@ -30,66 +30,11 @@ pub struct CpcFactory {
     pub strings: bool,
 }
 
-/// A CPC sketch of the values seen: a sketch as built or read, or, once
-/// something has been merged into it, the union that merge started — so a
-/// run of merges (a window's parts, a two-stacks flip) updates one union
-/// instead of building a union and a sketch per merge.
-#[derive(Clone)]
+/// A CPC sketch of the values seen.
+#[derive(Debug, Clone)]
 pub struct CpcState {
-    cpc: Cpc,
-    lg_k: u8,
+    sketch: CpcSketch,
     strings: bool,
-}
-
-#[derive(Clone)]
-enum Cpc {
-    Sketch(CpcSketch),
-    Union(Box<CpcUnion>),
-}
-
-impl std::fmt::Debug for CpcState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CpcState")
-            .field("estimate", &self.sketch().estimate())
-            .field("lg_k", &self.lg_k)
-            .field("strings", &self.strings)
-            .finish()
-    }
-}
-
-impl CpcState {
-    /// The state as a sketch (a union's result).
-    fn sketch(&self) -> std::borrow::Cow<'_, CpcSketch> {
-        match &self.cpc {
-            Cpc::Sketch(sketch) => std::borrow::Cow::Borrowed(sketch),
-            Cpc::Union(union) => std::borrow::Cow::Owned(union.to_sketch()),
-        }
-    }
-
-    /// The state as a union, started from its sketch if it is not one yet.
-    fn union(&mut self) -> Result<&mut CpcUnion> {
-        if let Cpc::Sketch(sketch) = &self.cpc {
-            let mut union = CpcUnion::new(self.lg_k).map_err(sketch_error)?;
-            if !sketch.is_empty() {
-                union.update(sketch).map_err(sketch_error)?;
-            }
-            self.cpc = Cpc::Union(Box::new(union));
-        }
-        match &mut self.cpc {
-            Cpc::Union(union) => Ok(union),
-            Cpc::Sketch(_) => datafusion::common::internal_err!("CPC state is not a union"),
-        }
-    }
-
-    fn sketch_mut(&mut self) -> &mut CpcSketch {
-        if let Cpc::Union(union) = &self.cpc {
-            self.cpc = Cpc::Sketch(union.to_sketch());
-        }
-        match &mut self.cpc {
-            Cpc::Sketch(sketch) => sketch,
-            Cpc::Union(_) => unreachable!("converted to a sketch above"),
-        }
-    }
 }
 
 impl PartialState for CpcState {
@@ -97,56 +42,52 @@ impl PartialState for CpcState {
         if self.strings {
             let values = strings(arguments, 0, "approx_count_distinct")?;
             if values.is_valid(row) && !values.value(row).is_empty() {
-                self.sketch_mut()
-                    .update(raw_bytes::from_str(values.value(row)));
+                self.sketch.update(raw_bytes::from_str(values.value(row)));
             }
         } else {
             let values = primitive::<Int64Type>(arguments, 0, "approx_count_distinct")?;
             if values.is_valid(row) {
-                self.sketch_mut().update(values.value(row));
+                self.sketch.update(values.value(row));
             }
         }
         Ok(())
     }
 
     fn merge(&mut self, other: &Self) -> Result<()> {
-        if other.is_empty() {
+        if other.sketch.is_empty() {
             return Ok(());
         }
-        if self.is_empty() {
-            self.cpc = other.cpc.clone();
+        if self.sketch.is_empty() {
+            self.sketch = other.sketch.clone();
             return Ok(());
         }
-        let other = other.sketch();
-        self.union()?.update(&other).map_err(sketch_error)
+        let mut union = CpcUnion::new(self.sketch.lg_k()).map_err(sketch_error)?;
+        union.update(&self.sketch).map_err(sketch_error)?;
+        union.update(&other.sketch).map_err(sketch_error)?;
+        self.sketch = union.to_sketch();
+        Ok(())
     }
 
     fn evaluate(&self) -> Result<ScalarValue> {
         Ok(ScalarValue::Int64(Some(
-            self.sketch().estimate().round() as i64
+            self.sketch.estimate().round() as i64
         )))
     }
 
     fn is_empty(&self) -> bool {
-        match &self.cpc {
-            Cpc::Sketch(sketch) => sketch.is_empty(),
-            // A union exists only once a non-empty sketch was merged into it.
-            Cpc::Union(_) => false,
-        }
+        self.sketch.is_empty()
     }
 
     fn to_state(&self) -> Result<Vec<ScalarValue>> {
-        Ok(vec![ScalarValue::Binary(Some(self.sketch().serialize()))])
+        Ok(vec![ScalarValue::Binary(Some(self.sketch.serialize()))])
     }
 
     fn size(&self) -> usize {
-        match &self.cpc {
-            Cpc::Sketch(sketch) => sketch.estimated_size(),
-            Cpc::Union(union) => union.estimated_size(),
-        }
+        self.sketch.estimated_size()
     }
 
-    /// One union of every non-empty part, and one sketch of it.
+    /// One union of every non-empty part and one sketch of it, rather than
+    /// a union and a sketch per pairwise merge.
     fn merged_result(states: &[&Self]) -> Result<(bool, ScalarValue)> {
         let non_empty: Vec<&Self> = states.iter().copied().filter(|s| !s.is_empty()).collect();
         match non_empty.as_slice() {
@@ -156,9 +97,9 @@ impl PartialState for CpcState {
             },
             [only] => Ok((false, only.evaluate()?)),
             [first, ..] => {
-                let mut union = CpcUnion::new(first.lg_k).map_err(sketch_error)?;
+                let mut union = CpcUnion::new(first.sketch.lg_k()).map_err(sketch_error)?;
                 for state in &non_empty {
-                    union.update(&state.sketch()).map_err(sketch_error)?;
+                    union.update(&state.sketch).map_err(sketch_error)?;
                 }
                 let estimate = union.to_sketch().estimate().round() as i64;
                 Ok((false, ScalarValue::Int64(Some(estimate))))
@@ -193,8 +134,7 @@ impl StateFactory for CpcFactory {
         // lg_k is checked when the function is bound; fall back to the default defensively.
         let sketch = CpcSketch::new(self.lg_k).unwrap_or_default();
         CpcState {
-            cpc: Cpc::Sketch(sketch),
-            lg_k: self.lg_k,
+            sketch,
             strings: self.strings,
         }
     }
@@ -222,8 +162,7 @@ impl StateFactory for CpcFactory {
         }
         match CpcSketch::deserialize(image) {
             Ok(sketch) => Ok(CpcState {
-                cpc: Cpc::Sketch(sketch),
-                lg_k: self.lg_k,
+                sketch,
                 strings: self.strings,
             }),
             Err(e) => exec_err!("invalid CPC state: {e}"),
