@@ -185,8 +185,8 @@ def tessera_definitions(folder):
     return "\n".join(lines) + "\n"
 
 
-def tessera_query(folder, out, settings):
-    features = ", ".join(f"'b.{f}'" for f in FUNCTIONS)
+def tessera_query(folder, out, settings, skip=()):
+    features = ", ".join(f"'b.{f}'" for f in FUNCTIONS if f not in skip)
     sets = "".join(f"SET tessera.{k} = {v};\n" for k, v in settings.items())
     return (tessera_definitions(folder) + sets +
             f"COPY (SELECT * FROM point_in_time('spine', 'ts', {features})) TO '{out}' STORED AS PARQUET;\n")
@@ -391,6 +391,9 @@ def main():
         ("Tessera", "exact, raw events", "exact", binary + ["sql", "-f", write("exact.sql", tessera_query(folder, out("exact"), {}))]),
         ("Tessera", "aligned, raw events", "aligned", binary + ["sql", "-f", write("aligned.sql", tessera_query(folder, out("aligned"), {"align_offline_chalk_window_with_materialization": "true"}))]),
         ("Tessera", "bucketed, raw events", "bucketed", binary + ["sql", "-f", write("bucketed.sql", tessera_query(folder, out("bucketed"), {"use_materialized_offline_query": "true"}))]),
+        # The same columns as the peers that cannot compute all of them.
+        ("Tessera", "exact, raw events (no distinct count)", "exact", binary + ["sql", "-f", write("exact_lean.sql", tessera_query(folder, out("exact_lean"), {}, skip=("merchants",)))]),
+        ("Tessera", "bucketed, raw events (no distinct, median)", "bucketed", binary + ["sql", "-f", write("bucketed_lean.sql", tessera_query(folder, out("bucketed_lean"), {"use_materialized_offline_query": "true"}, skip=("merchants", "amount_median")))]),
         ("Tessera", "backfill of the year", None, backfill),
         ("Tessera", "exact, tiles", "exact", binary + ["sql", "-f", write("tiles.sql", tessera_query(folder, out("tiles"), {"use_tile_store": "true", "tile_store_url": f"'{tiles}'"}))]),
         ("DataFusion", "range join (SQL)", "exact", binary + ["sql", "-f", write("datafusion.sql", range_join_sql(folder, out("datafusion"), "datafusion"))]),
@@ -421,6 +424,8 @@ def main():
     reference = {sem: read(out(sem), "rid") if os.path.exists(out(sem)) else None for sem in outputs}
     checks = {
         ("Tessera", "exact, tiles"): ("exact", out("tiles")),
+        ("Tessera", "exact, raw events (no distinct count)"): ("exact", out("exact_lean")),
+        ("Tessera", "bucketed, raw events (no distinct, median)"): ("bucketed", out("bucketed_lean")),
         ("DataFusion", "range join (SQL)"): ("exact", out("datafusion")),
         ("DuckDB", "range join"): ("exact", out("duckdb")),
         ("DuckDB", "daily buckets (no distinct, median)"): ("bucketed", out("duckdb_buckets")),
