@@ -403,6 +403,9 @@ fn chunk_plan(
     plan.build()
 }
 
+/// One tile set's rows of a chunk, with their schema.
+type TileRows = (SchemaRef, Vec<RecordBatch>);
+
 /// Folds a key- and time-sorted event stream into tile rows, one per key and
 /// bucket, for several aggregations of the same events at once.
 struct TileRowBuilder {
@@ -487,8 +490,7 @@ impl TileRowBuilder {
     }
 
     /// Per aggregation, its schema and tile rows; and the events folded.
-    #[allow(clippy::type_complexity)]
-    fn finish(mut self) -> Result<(Vec<(SchemaRef, Vec<RecordBatch>)>, u64)> {
+    fn finish(mut self) -> Result<(Vec<TileRows>, u64)> {
         if let Some(carry) = self.carry.take() {
             let bounds = self.run_bounds(&carry)?;
             self.emit(&carry, &bounds)?;
