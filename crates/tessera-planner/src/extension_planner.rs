@@ -5,7 +5,9 @@
 //!    restored, and its time range is published when it has been read;
 //! 2. each stage becomes a [`PointInTimeExec`] over the previous stage's
 //!    output and the stage's events plan, behind an [`EventReachExec`] that
-//!    drops events outside every window's reach from that time range; its
+//!    drops events outside every window's reach from that time range (and,
+//!    when the stage reads tiles, every event no row of its key reads raw,
+//!    for which the spine publishes its rows too); its
 //!    declared requirements make the physical optimizer co-partition both
 //!    inputs by key and sort them by key and time;
 //! 3. [`RestoreSpineOrderExec`] requires a single partition sorted by row number,

@@ -6,7 +6,7 @@
 //!     …
 //!       PointInTimeExec (stage 1)
 //!         SpineEnumerateExec       spine + __tessera_row
-//!         EventReachExec           events some row can see (after the spine is read)
+//!         EventReachExec           events some row can see (with tiles: reads raw), once the spine is read
 //!           <events plan of stage 1>
 //! ```
 //!
