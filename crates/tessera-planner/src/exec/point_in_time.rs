@@ -567,9 +567,8 @@ impl WindowCursor {
         if let Some(head) = parts.head {
             self.head.slide(aggregate, Part::Head, times, head);
         }
-        let body = parts.body;
         aggregate.emit();
-        self.require_buckets(body.start, body.end);
+        self.require_buckets(parts.body.start, parts.body.end);
     }
 
     /// The finished output column of one spine batch, with defaults applied.
