@@ -1,7 +1,9 @@
 //! DataFusion-style configuration fuzz: the same training sets under random
 //! `target_partitions`, batch sizes, input partitionings and a small
 //! `FairSpillPool` memory limit give identical results to a single-partition
-//! baseline. Event times are unique per key, so the order in which a key's
+//! baseline — from raw events and from tiles covering part of the time,
+//! whose rows stream through the same repartitions and spilling sorts as
+//! the events. Event times are unique per key, so the order in which a key's
 //! events are folded — and with it float sums and CPC's HIP estimate — is
 //! fully determined, and equality is exact.
 
@@ -112,6 +114,20 @@ async fn training_set(
     )
     .unwrap();
     tessera::execute_sql(&ctx, FEATURES).await.unwrap();
+    if options.use_tile_store {
+        // Part of the time from tiles, the rest from raw events.
+        tessera::execute_sql(
+            &ctx,
+            &format!(
+                "SET tessera.tile_store_url = '{}';
+                 BACKFILL WINDOWED FEATURES u.sum, u.std, u.distinct, u.top, u.best, u.p90
+                 FROM '2025-02-20T00:00:00Z' TO '2025-02-21T12:00:00Z';",
+                options.tile_store_url
+            ),
+        )
+        .await
+        .unwrap();
+    }
     let mut request =
         tessera::TrainingSet::new(ctx.table("spine").await.unwrap(), "ts").options(options.clone());
     for feature in ["u.sum", "u.std", "u.distinct", "u.top", "u.best", "u.p90"] {
@@ -137,6 +153,12 @@ async fn partitions_batch_sizes_and_memory_limits_do_not_change_results() {
             use_materialized_offline_query: true,
             ..Default::default()
         },
+        TesseraOptions {
+            use_tile_store: true,
+            tile_coverage_fallback: tessera::planner::CoverageFallback::Raw,
+            tile_store_url: "memory://configurations-tiles".into(),
+            ..Default::default()
+        },
     ];
     for options in &semantics {
         let baseline = training_set(
@@ -152,7 +174,15 @@ async fn partitions_batch_sizes_and_memory_limits_do_not_change_results() {
         for trial in 0..4 {
             let partitions = rng.gen_range(1..9);
             let batch_size = [1, 7, 64, 1000, 8192][rng.gen_range(0..5)];
-            let memory_limit = rng.gen_bool(0.5).then_some(16 << 20);
+            // Every sort must hold one batch within its fair share of the
+            // pool; tile batches of sketch states (up to 8192 rows of ~1 KB)
+            // need a larger pool than event batches.
+            let pool = if options.use_tile_store {
+                64 << 20
+            } else {
+                16 << 20
+            };
+            let memory_limit = rng.gen_bool(0.5).then_some(pool);
             let input_partitions = rng.gen_range(1..5);
             let config = SessionConfig::new()
                 .with_target_partitions(partitions)

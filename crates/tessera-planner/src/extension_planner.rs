@@ -7,15 +7,17 @@
 //!    output and the stage's events plan, behind an [`EventReachExec`] that
 //!    drops events outside every window's reach from that time range (and,
 //!    when the stage reads tiles, every event no row of its key reads raw,
-//!    for which the spine publishes its rows too); its
-//!    declared requirements make the physical optimizer co-partition both
-//!    inputs by key and sort them by key and time;
+//!    for which the spine publishes its rows too) and, with tiles, one
+//!    [`TileScanExec`] per tile set of the stage that keeps the tile rows
+//!    some row of their key reads; its declared requirements make the
+//!    physical optimizer co-partition all inputs by key and sort them by key
+//!    and time (or bucket);
 //! 3. [`RestoreSpineOrderExec`] requires a single partition sorted by row number,
 //!    which the optimizer satisfies with a parallel sort and a merge.
 //!
 //! With `use_tile_store`, planning first pins the tile store's latest
-//! snapshot: every stage gets one [`TileSource`] per tile set of its
-//! features, listing the files live at that version, and the coverage at
+//! snapshot: every stage gets one [`TileScanExec`] per tile set of its
+//! features, reading the files live at that version, and the coverage at
 //! that version decides which buckets come from tiles. A query therefore
 //! sees one consistent version even while backfills commit.
 
@@ -30,11 +32,13 @@ use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 
-use tessera_tiles::{Snapshot, TileStore};
+use tessera_tiles::{LiveFile, Snapshot, TileStore};
+use tessera_time::{Grid, WindowLength};
 
 use crate::exec::{
     EventReach, EventReachExec, KeyedReach, PointInTimeExec, RestoreSpineOrderExec,
-    SpineEnumerateExec, SpineTimes, TileInput, TileSource, WindowReach,
+    SpineEnumerateExec, SpineTimes, TileFiles, TileInput, TileReach, TileScanExec, WindowReach,
+    serving_input,
 };
 use crate::node::{EVENT_TIME_COLUMN, PointInTimeNode, StagePlan, WindowSource, event_key_column};
 use crate::options::CoverageFallback;
@@ -51,7 +55,7 @@ impl ExtensionPlanner for PointInTimePlanner {
         node: &dyn UserDefinedLogicalNode,
         _logical_inputs: &[&LogicalPlan],
         physical_inputs: &[Arc<dyn ExecutionPlan>],
-        _session: &dyn Session,
+        session: &dyn Session,
         _planning_ctx: &PhysicalPlanningContext,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
         let Some(node) = node.as_any().downcast_ref::<PointInTimeNode>() else {
@@ -78,12 +82,12 @@ impl ExtensionPlanner for PointInTimePlanner {
         let fallback = tiles.as_ref().map_or(CoverageFallback::Error, |t| t.2);
         let mut stages = Vec::with_capacity(node.stages.len());
         for (stage, events) in node.stages.iter().zip(events) {
-            let tile_inputs = match &tiles {
-                Some((store, snapshot, _)) => stage_tiles(store, snapshot, stage, events)?,
-                None => Vec::new(),
+            let (tile_inputs, tile_files): (Vec<TileInput>, Vec<Vec<LiveFile>>) = match &tiles {
+                Some((_, snapshot, _)) => stage_tiles(snapshot, stage).into_iter().unzip(),
+                None => (Vec::new(), Vec::new()),
             };
             let reach = stage_reach(stage, &tile_inputs, node, fallback);
-            stages.push((stage, events, tile_inputs, reach));
+            stages.push((stage, events, tile_inputs, tile_files, reach));
         }
         let keeps_rows = stages.iter().any(|(.., reach)| reach.by_key.is_some());
         let times = Arc::new(SpineTimes::new(keeps_rows));
@@ -93,7 +97,22 @@ impl ExtensionPlanner for PointInTimePlanner {
             spine_time,
             Arc::clone(&times),
         ));
-        for (stage, events, tile_inputs, reach) in stages {
+        for (stage, events, tile_inputs, tile_files, reach) in stages {
+            let tile_scans = match &tiles {
+                Some((store, snapshot, _)) => {
+                    let scans = StageScans {
+                        store,
+                        version: snapshot.version,
+                        stage,
+                        events,
+                        node,
+                        times: &times,
+                        partitions: session.config().target_partitions(),
+                    };
+                    scans.plan(&tile_inputs, tile_files)?
+                }
+                None => Vec::new(),
+            };
             let key_columns = (0..stage.spine_keys.len())
                 .map(|i| events.schema().index_of(&event_key_column(i)))
                 .collect::<Result<Vec<_>, _>>()?;
@@ -108,6 +127,7 @@ impl ExtensionPlanner for PointInTimePlanner {
                 plan,
                 events,
                 tile_inputs,
+                tile_scans,
                 fallback,
                 Arc::new(stage.clone()),
                 node.semantics,
@@ -134,10 +154,8 @@ fn stage_reach(
             feature.windows.iter().map(move |window| WindowReach {
                 window: window.window,
                 grid: window.grid,
-                coverage: tiles
-                    .iter()
-                    .find(|t| t.feature == index && t.tile_set.grid == window.grid)
-                    .map(|t| t.coverage.clone()),
+                coverage: serving_input(tiles, index, &window.grid)
+                    .map(|i| tiles[i].coverage.clone()),
             })
         })
         .collect();
@@ -158,50 +176,100 @@ fn stage_reach(
     }
 }
 
-/// One [`TileInput`] per tile set of `stage`'s features, at `snapshot`.
-fn stage_tiles(
-    store: &TileStore,
-    snapshot: &Snapshot,
-    stage: &StagePlan,
-    events: &Arc<dyn ExecutionPlan>,
-) -> Result<Vec<TileInput>> {
-    let key_types = (0..stage.spine_keys.len())
-        .map(|i| {
-            Ok(events
-                .schema()
-                .field_with_name(&event_key_column(i))?
-                .data_type()
-                .clone())
-        })
-        .collect::<Result<Vec<_>>>()?;
+/// One [`TileInput`] per tile set of `stage`'s features, with its files live at `snapshot`.
+fn stage_tiles(snapshot: &Snapshot, stage: &StagePlan) -> Vec<(TileInput, Vec<LiveFile>)> {
     let mut inputs = Vec::new();
     for (index, feature) in stage.features.iter().enumerate() {
-        let state_fields = feature
-            .aggregate
-            .implementation()?
-            .state_fields(feature.aggregate.kind.name());
         for tile_set in &feature.tile_sets {
             let files = snapshot
                 .tile_set(&tile_set.id)
                 .map(|state| state.files.clone())
                 .unwrap_or_default();
-            let source = TileSource::new(
-                store.clone(),
-                tile_set.id.clone(),
-                snapshot.version,
-                files,
-                &key_types,
-                state_fields.clone(),
-            );
-            inputs.push(TileInput {
+            let input = TileInput {
                 feature: index,
                 tile_set: tile_set.clone(),
                 coverage: snapshot.coverage(&tile_set.id),
-                source: Arc::new(source),
-            });
+            };
+            inputs.push((input, files));
         }
     }
-    Ok(inputs)
+    inputs
+}
+
+/// What planning the tile scans of one stage needs.
+struct StageScans<'a> {
+    store: &'a TileStore,
+    version: u64,
+    stage: &'a StagePlan,
+    events: &'a Arc<dyn ExecutionPlan>,
+    node: &'a PointInTimeNode,
+    times: &'a Arc<SpineTimes>,
+    partitions: usize,
+}
+
+impl StageScans<'_> {
+    /// One [`TileScanExec`] per tile input, in order, sharing one [`TileReach`].
+    fn plan(
+        &self,
+        inputs: &[TileInput],
+        files: Vec<Vec<LiveFile>>,
+    ) -> Result<Vec<Arc<dyn ExecutionPlan>>> {
+        let key_types = (0..self.stage.spine_keys.len())
+            .map(|i| {
+                Ok(self
+                    .events
+                    .schema()
+                    .field_with_name(&event_key_column(i))?
+                    .data_type()
+                    .clone())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let reach = Arc::new(TileReach::new(
+            Arc::clone(self.times),
+            self.stage.spine_keys.clone(),
+            self.node.time_column.clone(),
+            self.node.semantics,
+            self.served_windows(inputs),
+        ));
+        let mut scans: Vec<Arc<dyn ExecutionPlan>> = Vec::with_capacity(inputs.len());
+        for (input_index, (input, files)) in inputs.iter().zip(files).enumerate() {
+            let aggregate = &self.stage.features[input.feature].aggregate;
+            let state_fields = aggregate
+                .implementation()?
+                .state_fields(aggregate.kind.name());
+            let files = TileFiles::new(
+                self.store.clone(),
+                input.tile_set.id.clone(),
+                self.version,
+                files,
+                &key_types,
+                state_fields,
+            );
+            scans.push(Arc::new(TileScanExec::new(
+                files,
+                Arc::clone(&reach),
+                reach.slot_of(input_index),
+                self.partitions,
+            )));
+        }
+        Ok(scans)
+    }
+
+    /// Per tile input, the distinct windows (length and grid) it serves.
+    fn served_windows(&self, inputs: &[TileInput]) -> Vec<Vec<(WindowLength, Grid)>> {
+        let mut served = vec![Vec::new(); inputs.len()];
+        for (index, feature) in self.stage.features.iter().enumerate() {
+            for window in &feature.windows {
+                if let Some(input) = serving_input(inputs, index, &window.grid) {
+                    let window = (window.window, window.grid);
+                    if !served[input].contains(&window) {
+                        served[input].push(window);
+                    }
+                }
+            }
+        }
+        served
+    }
 }
 
 /// DataFusion's physical planner with Tessera's extension planner.

@@ -22,11 +22,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
-use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{DataFusionError, HashMap, Result, exec_err};
+use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
@@ -36,6 +35,7 @@ use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
 use tessera_time::{Duration, EventRange, Grid, TimeRanges, WindowLength};
 
+use super::key_index::KeyIndex;
 use super::spine_times::{PublishedSpine, SpineTimes};
 use super::time::to_micros;
 use crate::node::SemanticsPlan;
@@ -82,7 +82,7 @@ struct Keep {
     upper: i64,
     /// Coverages of unbounded windows read from tiles: events they do not cover are kept.
     uncovered_of: Vec<TimeRanges>,
-    /// Per key, the times some row of that key reads raw.
+    /// Per key (slot 0), the times some row of that key reads raw.
     keys: Option<KeyIndex>,
 }
 
@@ -109,82 +109,16 @@ impl Keep {
             .iter()
             .map(|&i| Arc::clone(batch.column(i)))
             .collect();
-        let rows = keys.converter.convert_columns(&columns)?;
+        let rows = keys.key_rows(&columns)?;
         Ok(times
             .iter()
             .enumerate()
             .map(|(i, t)| {
                 Some(t.is_some_and(|t| {
-                    self.keeps(t)
-                        && keys
-                            .raw_times
-                            .get(rows.row(i).as_ref())
-                            .is_some_and(|raw| raw.contains(t))
+                    self.keeps(t) && keys.get(rows.row(i), 0).is_some_and(|raw| raw.contains(t))
                 }))
             })
             .collect())
-    }
-}
-
-/// For every spine key (row-encoded), the union of what its rows read raw.
-#[derive(Debug)]
-struct KeyIndex {
-    converter: RowConverter,
-    raw_times: HashMap<Box<[u8]>, TimeRanges>,
-}
-
-impl KeyIndex {
-    fn build(windows: &[&WindowReach], keyed: &KeyedReach, spine: &[RecordBatch]) -> Result<Self> {
-        let Some(first) = spine.first() else {
-            return Ok(Self {
-                converter: RowConverter::new(Vec::new())?,
-                raw_times: HashMap::default(),
-            });
-        };
-        let column = |batch: &RecordBatch, name: &str| -> Result<ArrayRef> {
-            match batch.column_by_name(name) {
-                Some(column) => Ok(Arc::clone(column)),
-                None => exec_err!("spine has no column {name} to prune events by"),
-            }
-        };
-        let fields = keyed
-            .spine_keys
-            .iter()
-            .map(|k| Ok(SortField::new(column(first, k)?.data_type().clone())))
-            .collect::<Result<Vec<_>>>()?;
-        let converter = RowConverter::new(fields)?;
-        let mut parts: HashMap<Box<[u8]>, Vec<(i64, i64)>> = HashMap::default();
-        for batch in spine {
-            let keys = keyed
-                .spine_keys
-                .iter()
-                .map(|k| column(batch, k))
-                .collect::<Result<Vec<_>>>()?;
-            let times = to_micros(&column(batch, &keyed.time_column)?)?;
-            let rows = converter.convert_columns(&keys)?;
-            for (i, t) in times.iter().enumerate() {
-                // A null key matches no event; a null time sees nothing.
-                let Some(t) = t.filter(|_| keys.iter().all(|k| k.is_valid(i))) else {
-                    continue;
-                };
-                let key = rows.row(i);
-                let ranges = match parts.get_mut(key.as_ref()) {
-                    Some(ranges) => ranges,
-                    None => parts.entry(key.as_ref().into()).or_default(),
-                };
-                for window in windows {
-                    raw_parts(window, &keyed.semantics, t, ranges);
-                }
-            }
-        }
-        let raw_times = parts
-            .into_iter()
-            .map(|(key, ranges)| (key, TimeRanges::from_unsorted(ranges)))
-            .collect();
-        Ok(Self {
-            converter,
-            raw_times,
-        })
     }
 }
 
@@ -235,10 +169,17 @@ impl EventReach {
             .as_ref()
             .filter(|k| !k.strict || self.fully_covered(earliest, latest))
         {
+            let windows = self.distinct_windows();
             keep.keys = Some(KeyIndex::build(
-                &self.distinct_windows(),
-                keyed,
+                &keyed.spine_keys,
+                &keyed.time_column,
                 &spine.batches,
+                1,
+                |t, raw| {
+                    for window in &windows {
+                        raw_parts(window, &keyed.semantics, t, &mut raw[0]);
+                    }
+                },
             )?);
         }
         Ok(keep)

@@ -8,26 +8,28 @@
 //!         SpineEnumerateExec       spine + __tessera_row
 //!         EventReachExec           events some row can see (with tiles: reads raw), once the spine is read
 //!           <events plan of stage 1>
+//!         TileScanExec (per tile set, with use_tile_store)
+//!                                  live tile rows some row reads, once the spine is read
 //! ```
 //!
-//! With `use_tile_store`, each `PointInTimeExec` also reads one
-//! [`TileSource`] per tile set of its stage, pruned to each partition's
-//! spine keys and times.
+//! Every input of a `PointInTimeExec` reaches it through the hash
+//! repartition and sort its requirements make the optimizer insert.
 
 mod enumerate;
 mod event_reach;
+mod key_index;
 mod point_in_time;
 mod spine_order;
 mod spine_times;
-mod tile_source;
+mod tile_scan;
 pub(crate) mod time;
 
 pub use enumerate::{ROW_COLUMN, SpineEnumerateExec};
 pub use event_reach::{EventReach, EventReachExec, KeyedReach, WindowReach};
-pub use point_in_time::{PointInTimeExec, TileInput};
+pub use point_in_time::{PointInTimeExec, TileInput, serving_input};
 pub use spine_order::RestoreSpineOrderExec;
 pub use spine_times::{PublishedSpine, SpineTimes, TimeExtent};
-pub use tile_source::{TILE_BUCKET_COLUMN, TileRequest, TileSource};
+pub use tile_scan::{TILE_BUCKET_COLUMN, TileFiles, TileReach, TileScanExec};
 
 /// The one child of a single-input plan, or an internal error naming the plan.
 pub(crate) fn only_child(

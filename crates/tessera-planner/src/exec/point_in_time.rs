@@ -13,9 +13,9 @@
 //! their product, and a window holds at most one bucket of raw events at
 //! each edge.
 //!
-//! With `use_tile_store`, each partition first reads its spine (which is
-//! small), then asks every tile set of the stage for the rows of its spine
-//! keys and of the buckets its spine times can reach ([`TileSource`]). A
+//! With `use_tile_store`, every tile set of the stage is one more input
+//! ([`super::TileScanExec`]), co-partitioned with the others and sorted by
+//! key, then bucket, and read forward key by key like the events. A
 //! window's buckets then come from the key's tile rows wherever its tile set
 //! is covered and are built from raw events elsewhere; the raw edges stay raw.
 //! Unless the coverage fallback is `raw`, a row whose buckets reach a range
@@ -53,7 +53,7 @@ use futures::StreamExt;
 use tessera_aggregates::{BucketSource, Part, SlidingAggregate};
 use tessera_time::{EventRange, Grid, TimeRanges, WindowLength, format_instant};
 
-use super::tile_source::{TILE_BUCKET_COLUMN, TileRequest, TileSource};
+use super::tile_scan::TILE_BUCKET_COLUMN;
 use super::time::{non_null_micros, to_micros};
 use crate::node::{
     EVENT_TIME_COLUMN, SemanticsPlan, StagePlan, TileSetRef, event_argument_column,
@@ -61,7 +61,7 @@ use crate::node::{
 };
 use crate::options::CoverageFallback;
 
-/// A tile set a stage reads: the feature and grid it serves, what it covers, and its scan.
+/// A tile set a stage reads: the feature and grid it serves, and what it covers.
 #[derive(Debug, Clone)]
 pub struct TileInput {
     /// The feature's position in the stage.
@@ -70,8 +70,13 @@ pub struct TileInput {
     pub tile_set: TileSetRef,
     /// Its covered bucket ranges at the pinned version.
     pub coverage: TimeRanges,
-    /// Its live files at the pinned version.
-    pub source: Arc<TileSource>,
+}
+
+/// The tile input (of `inputs`) that serves `feature`'s windows on `grid`, if any.
+pub fn serving_input(inputs: &[TileInput], feature: usize, grid: &Grid) -> Option<usize> {
+    inputs
+        .iter()
+        .position(|t| t.feature == feature && t.tile_set.grid == *grid)
 }
 
 /// Keys and times sort ascending with nulls first on both sides, so that the
@@ -87,6 +92,8 @@ pub struct PointInTimeExec {
     spine: Arc<dyn ExecutionPlan>,
     events: Arc<dyn ExecutionPlan>,
     tiles: Vec<TileInput>,
+    /// One scan per entry of `tiles`, in the same order.
+    tile_scans: Vec<Arc<dyn ExecutionPlan>>,
     fallback: CoverageFallback,
     stage: Arc<StagePlan>,
     semantics: SemanticsPlan,
@@ -103,6 +110,8 @@ struct Layout {
     spine_time: usize,
     event_keys: Vec<usize>,
     event_time: usize,
+    /// The key columns of a tile scan (its bucket column follows them).
+    tile_keys: Vec<usize>,
     /// Per feature of the stage, its argument columns in the events.
     event_arguments: Vec<Vec<usize>>,
     schema: SchemaRef,
@@ -110,16 +119,25 @@ struct Layout {
 
 impl PointInTimeExec {
     /// A stage over `spine` (which carries the spine time column), `events`
-    /// and the stage's tile sets (none without `use_tile_store`).
+    /// and the stage's tile sets with their scans (none without `use_tile_store`).
+    #[allow(clippy::too_many_arguments)]
     pub fn try_new(
         spine: Arc<dyn ExecutionPlan>,
         events: Arc<dyn ExecutionPlan>,
         tiles: Vec<TileInput>,
+        tile_scans: Vec<Arc<dyn ExecutionPlan>>,
         fallback: CoverageFallback,
         stage: Arc<StagePlan>,
         semantics: SemanticsPlan,
         time_column: String,
     ) -> Result<Self> {
+        if tiles.len() != tile_scans.len() {
+            return internal_err!(
+                "PointInTimeExec has {} tile sets but {} tile scans",
+                tiles.len(),
+                tile_scans.len()
+            );
+        }
         let layout = Arc::new(Layout::try_new(
             &spine.schema(),
             &events.schema(),
@@ -137,6 +155,7 @@ impl PointInTimeExec {
             spine,
             events,
             tiles,
+            tile_scans,
             fallback,
             stage,
             semantics,
@@ -199,6 +218,7 @@ impl Layout {
             }
         }
         Ok(Self {
+            tile_keys: (0..spine_keys.len()).collect(),
             spine_keys,
             spine_time: spine.index_of(time_column)?,
             event_keys,
@@ -212,11 +232,7 @@ impl Layout {
 impl DisplayAs for PointInTimeExec {
     fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "PointInTimeExec: time={}, ", self.time_column)?;
-        fmt_stages(f, &self.semantics, std::slice::from_ref(&self.stage))?;
-        for tiles in &self.tiles {
-            write!(f, ", tiles[{}]", tiles.source)?;
-        }
-        Ok(())
+        fmt_stages(f, &self.semantics, std::slice::from_ref(&self.stage))
     }
 }
 
@@ -234,7 +250,7 @@ impl ExecutionPlan for PointInTimeExec {
     }
 
     fn input_distribution_requirements(&self) -> InputDistributionRequirements {
-        InputDistributionRequirements::co_partitioned(vec![
+        let mut distributions = vec![
             Distribution::KeyPartitioned(Self::key_exprs(
                 &self.spine.schema(),
                 &self.layout.spine_keys,
@@ -243,11 +259,18 @@ impl ExecutionPlan for PointInTimeExec {
                 &self.events.schema(),
                 &self.layout.event_keys,
             )),
-        ])
+        ];
+        for scan in &self.tile_scans {
+            distributions.push(Distribution::KeyPartitioned(Self::key_exprs(
+                &scan.schema(),
+                &self.layout.tile_keys,
+            )));
+        }
+        InputDistributionRequirements::co_partitioned(distributions)
     }
 
     fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
-        vec![
+        let mut orderings = vec![
             Some(OrderingRequirements::from(Self::ordering(
                 &self.spine.schema(),
                 &self.layout.spine_keys,
@@ -258,17 +281,28 @@ impl ExecutionPlan for PointInTimeExec {
                 &self.layout.event_keys,
                 self.layout.event_time,
             ))),
-        ]
+        ];
+        for scan in &self.tile_scans {
+            orderings.push(Some(OrderingRequirements::from(Self::ordering(
+                &scan.schema(),
+                &self.layout.tile_keys,
+                self.layout.tile_keys.len(),
+            ))));
+        }
+        orderings
     }
 
     /// The sweep needs its inputs sorted by key and time; a sort pushed
     /// through it from above would break that, so it claims no order.
     fn maintains_input_order(&self) -> Vec<bool> {
-        vec![false, false]
+        vec![false; 2 + self.tile_scans.len()]
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.spine, &self.events]
+        [&self.spine, &self.events]
+            .into_iter()
+            .chain(&self.tile_scans)
+            .collect()
     }
 
     fn apply_expressions(
@@ -283,14 +317,22 @@ impl ExecutionPlan for PointInTimeExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let [spine, events]: [Arc<dyn ExecutionPlan>; 2] = match children.try_into() {
-            Ok(children) => children,
-            Err(_) => return internal_err!("PointInTimeExec takes exactly two children"),
+        let expected = 2 + self.tile_scans.len();
+        if children.len() != expected {
+            return internal_err!(
+                "PointInTimeExec takes {expected} children, got {}",
+                children.len()
+            );
+        }
+        let mut children = children.into_iter();
+        let (Some(spine), Some(events)) = (children.next(), children.next()) else {
+            return internal_err!("PointInTimeExec lost its spine or events child");
         };
         Ok(Arc::new(Self::try_new(
             spine,
             events,
             self.tiles.clone(),
+            children.collect(),
             self.fallback,
             Arc::clone(&self.stage),
             self.semantics,
@@ -330,20 +372,27 @@ impl ExecutionPlan for PointInTimeExec {
             })
             .collect();
         let converter = Arc::new(RowConverter::new(key_fields)?);
+        let tile_cursors = self
+            .tile_scans
+            .iter()
+            .map(|scan| {
+                let stream = scan.execute(partition, Arc::clone(&context))?;
+                Ok(EventCursor::new(
+                    stream,
+                    Arc::clone(&converter),
+                    self.layout.tile_keys.clone(),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let sweep = Sweep {
-            tile_sources: self.tiles.iter().map(|t| Arc::clone(&t.source)).collect(),
-            tile_cursors: Vec::new(),
-            buffered_spine: None,
+            tile_cursors,
             key_tiles: Vec::new(),
             spine,
-            events: EventCursor {
-                stream: events,
-                converter: Arc::clone(&converter),
-                key_columns: self.layout.event_keys.clone(),
-                batch: None,
-                offset: 0,
-                exhausted: false,
-            },
+            events: EventCursor::new(
+                events,
+                Arc::clone(&converter),
+                self.layout.event_keys.clone(),
+            ),
             converter,
             layout: Arc::clone(&self.layout),
             windows: build_windows(&self.stage, self.semantics, &self.tiles, self.fallback)?,
@@ -351,10 +400,9 @@ impl ExecutionPlan for PointInTimeExec {
             key_times: Vec::new(),
             stats: SweepMetrics::new(&self.metrics, partition),
             reservation,
-            spine_and_tile_bytes: 0,
         };
         let stream = futures::stream::try_unfold(sweep, |mut sweep| async move {
-            let Some(batch) = sweep.next_spine_batch().await? else {
+            let Some(batch) = sweep.spine.next().await.transpose()? else {
                 return Ok(None);
             };
             let output = sweep.process(batch).await?;
@@ -465,10 +513,8 @@ fn build_windows(
     let mut windows = Vec::new();
     for (feature_index, feature) in stage.features.iter().enumerate() {
         for window in &feature.windows {
-            let tiles = tile_inputs
-                .iter()
-                .position(|t| t.feature == feature_index && t.tile_set.grid == window.grid)
-                .map(|input| WindowTiles {
+            let tiles =
+                serving_input(tile_inputs, feature_index, &window.grid).map(|input| WindowTiles {
                     input,
                     tile_set: tile_inputs[input].tile_set.clone(),
                     coverage: tile_inputs[input].coverage.clone(),
@@ -647,23 +693,11 @@ fn bucket_runs(grid: &Grid, times: &[i64]) -> Vec<(i64, usize, usize)> {
     runs
 }
 
-/// What a buffered spine partition asks of the tiles.
-struct SpineExtent {
-    keys: Vec<OwnedRow>,
-    earliest: i64,
-    latest: i64,
-    bytes: usize,
-}
-
 /// The merge of one partition's spine, events and tiles.
 struct Sweep {
     spine: SendableRecordBatchStream,
     events: EventCursor,
-    /// The stage's tile sets; with any, the whole spine partition is read
-    /// first (`buffered_spine`) to know which tile rows it needs.
-    tile_sources: Vec<Arc<TileSource>>,
-    buffered_spine: Option<std::collections::VecDeque<RecordBatch>>,
-    /// One cursor per tile source over the partition's tile rows, and the current key's rows of each.
+    /// One cursor per tile set over the partition's tile rows, and the current key's rows of each.
     tile_cursors: Vec<EventCursor>,
     key_tiles: Vec<RecordBatch>,
     converter: Arc<RowConverter>,
@@ -673,112 +707,11 @@ struct Sweep {
     current_key: Option<OwnedRow>,
     key_times: Vec<i64>,
     stats: SweepMetrics,
-    /// The current key's events and bucket states, in DataFusion's memory pool.
+    /// The current key's events, tile rows and bucket states, in DataFusion's memory pool.
     reservation: MemoryReservation,
-    /// Bytes of the buffered spine partition and its tile rows (with tiles).
-    spine_and_tile_bytes: usize,
 }
 
 impl Sweep {
-    /// The next spine batch; before the first, with tiles, reads the whole
-    /// spine partition and loads the tile rows it needs.
-    async fn next_spine_batch(&mut self) -> Result<Option<RecordBatch>> {
-        if self.tile_sources.is_empty() {
-            return self.spine.next().await.transpose();
-        }
-        if self.buffered_spine.is_none() {
-            let mut batches = std::collections::VecDeque::new();
-            while let Some(batch) = self.spine.next().await.transpose()? {
-                batches.push_back(batch);
-            }
-            self.load_tiles(&batches).await?;
-            self.buffered_spine = Some(batches);
-        }
-        Ok(self.buffered_spine.as_mut().and_then(|b| b.pop_front()))
-    }
-
-    /// Reads, per tile source, the rows of the partition's spine keys and of
-    /// the buckets its spine times can reach.
-    async fn load_tiles(&mut self, spine: &std::collections::VecDeque<RecordBatch>) -> Result<()> {
-        let extent = self.spine_extent(spine)?;
-        let key_count = self.layout.event_keys.len();
-        let mut tile_bytes = 0;
-        for (index, source) in self.tile_sources.iter().enumerate() {
-            let request = TileRequest {
-                keys: &extent.keys,
-                converter: &self.converter,
-                first_bucket: self.first_tile_bucket(index, extent.earliest),
-                last_bucket: extent.latest,
-            };
-            let rows = source.read(&request).await?;
-            tile_bytes += rows.get_array_memory_size();
-            let schema = rows.schema();
-            self.tile_cursors.push(EventCursor {
-                stream: Box::pin(RecordBatchStreamAdapter::new(
-                    schema,
-                    futures::stream::iter([Ok(rows)]),
-                )),
-                converter: Arc::clone(&self.converter),
-                key_columns: (0..key_count).collect(),
-                batch: None,
-                offset: 0,
-                exhausted: false,
-            });
-        }
-        self.spine_and_tile_bytes = extent.bytes + tile_bytes;
-        self.reservation
-            .try_resize(self.spine_and_tile_bytes)
-            .map_err(|e| {
-                datafusion::common::DataFusionError::ResourcesExhausted(format!(
-                    "the spine partition and its tile rows need {} bytes: {}",
-                    self.spine_and_tile_bytes,
-                    e.strip_backtrace()
-                ))
-            })
-    }
-
-    /// The distinct keys (sorted), time range and size of a buffered spine partition.
-    fn spine_extent(&self, spine: &std::collections::VecDeque<RecordBatch>) -> Result<SpineExtent> {
-        let mut extent = SpineExtent {
-            keys: Vec::new(),
-            earliest: i64::MAX,
-            latest: i64::MIN,
-            bytes: 0,
-        };
-        for batch in spine {
-            extent.bytes += batch.get_array_memory_size();
-            for row in self.spine_key_rows(batch)?.iter() {
-                if extent.keys.last().is_none_or(|last| last.row() != row) {
-                    extent.keys.push(row.owned());
-                }
-            }
-            for t in to_micros(batch.column(self.layout.spine_time))?
-                .iter()
-                .flatten()
-            {
-                extent.earliest = extent.earliest.min(t);
-                extent.latest = extent.latest.max(t);
-            }
-        }
-        extent.keys.sort_unstable();
-        extent.keys.dedup();
-        Ok(extent)
-    }
-
-    /// The first bucket any window served by tile source `index` can need
-    /// for spine times from `earliest` on (`i64::MIN` for unbounded windows).
-    fn first_tile_bucket(&self, index: usize, earliest: i64) -> i64 {
-        self.windows
-            .iter()
-            .filter(|w| w.tiles.as_ref().is_some_and(|t| t.input == index))
-            .map(|w| match w.window.duration() {
-                Some(length) => w.grid.floor(earliest.saturating_sub(length.micros())),
-                None => i64::MIN,
-            })
-            .min()
-            .unwrap_or(i64::MIN)
-    }
-
     fn spine_key_rows(&self, batch: &RecordBatch) -> Result<Rows> {
         let keys: Vec<ArrayRef> = self
             .layout
@@ -873,8 +806,7 @@ impl Sweep {
         let bytes = events.get_array_memory_size()
             + self.key_times.capacity() * 8
             + bucket_bytes
-            + tile_bytes
-            + self.spine_and_tile_bytes;
+            + tile_bytes;
         self.reservation.try_resize(bytes).map_err(|e| {
             datafusion::common::DataFusionError::ResourcesExhausted(format!(
                 "the events of one key need {bytes} bytes: {}",
@@ -900,6 +832,22 @@ struct EventCursor {
 }
 
 impl EventCursor {
+    /// A cursor over `stream`, whose `key_columns` `converter` encodes.
+    fn new(
+        stream: SendableRecordBatchStream,
+        converter: Arc<RowConverter>,
+        key_columns: Vec<usize>,
+    ) -> Self {
+        Self {
+            stream,
+            converter,
+            key_columns,
+            batch: None,
+            offset: 0,
+            exhausted: false,
+        }
+    }
+
     /// The events whose key equals `key`, skipping smaller keys. Keys must be
     /// asked for in ascending order, as the spine's are.
     async fn take_key(&mut self, key: Row<'_>) -> Result<RecordBatch> {

@@ -1,0 +1,405 @@
+//! [`TileScanExec`]: the live rows of one tile set that some spine row reads.
+//!
+//! The physical planner pins a snapshot of the store and gives each tile set
+//! of a stage a scan of the files live at that version, spread over the
+//! plan's partitions. Every file is read whole, its size and checksum checked
+//! against the commit (a missing, truncated or altered file fails naming the
+//! file) and its columns against the state layout the query expects; keys are
+//! cast to the spine's key types and named like the events plan's, so the
+//! sweep reads tiles and events the same way.
+//!
+//! A scan streams: it holds one file at a time, and its rows reach the sweep
+//! through the hash repartition and (spilling) sort the sweep's input
+//! requirements make the optimizer insert — so tile rows are bounded by
+//! DataFusion's memory pool like events are, and each file is decoded once
+//! per query. What it keeps is decided per key, once the spine is read
+//! ([`TileReach`]): a row only if its bucket is still valid in its file (later
+//! backfills may have replaced part of a file) and some spine row of its key
+//! reads that bucket from this tile set (it lies in the row's whole-bucket
+//! part, [`SemanticsPlan::parts`]). No other row is repartitioned, sorted or
+//! turned into a bucket state.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, Schema, SchemaRef};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DataFusionError, Result, exec_err, internal_err};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{
+    Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
+};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use futures::future::{BoxFuture, Shared};
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use tessera_tiles::{LiveFile, TileStore};
+use tessera_time::{Grid, WindowLength};
+
+use super::key_index::KeyIndex;
+use super::spine_times::SpineTimes;
+use super::time::to_micros;
+use crate::node::{SemanticsPlan, event_key_column};
+
+/// Name of a tile scan's bucket-start column (Int64 microseconds).
+pub const TILE_BUCKET_COLUMN: &str = "__tessera_bucket";
+
+type SharedIndex = Shared<BoxFuture<'static, Result<Arc<KeyIndex>, Arc<DataFusionError>>>>;
+
+/// Which buckets each tile set of one stage serves to each spine key: per
+/// tile set (a slot of the index, shared by tile sets serving the same
+/// windows), the union over the key's rows and the
+/// windows that tile set serves of the rows' whole-bucket parts. Built once,
+/// when the spine is read, and shared by the stage's scans.
+pub struct TileReach {
+    spine_keys: Vec<String>,
+    semantics: SemanticsPlan,
+    /// Per tile set, its slot in the index.
+    slots: Vec<usize>,
+    index: SharedIndex,
+}
+
+impl TileReach {
+    /// The reach of a stage keyed by `spine_keys` (spine time `time_column`)
+    /// whose tile set `i` serves the windows `served[i]`.
+    pub fn new(
+        times: Arc<SpineTimes>,
+        spine_keys: Vec<String>,
+        time_column: String,
+        semantics: SemanticsPlan,
+        served: Vec<Vec<(WindowLength, Grid)>>,
+    ) -> Self {
+        // Tile sets serving the same windows share a slot.
+        let mut distinct: Vec<Vec<(WindowLength, Grid)>> = Vec::new();
+        let slots = served
+            .into_iter()
+            .map(
+                |windows| match distinct.iter().position(|d| *d == windows) {
+                    Some(slot) => slot,
+                    None => {
+                        distinct.push(windows);
+                        distinct.len() - 1
+                    }
+                },
+            )
+            .collect();
+        let keys = spine_keys.clone();
+        let index = async move {
+            let spine = times.get().await.map_err(Arc::new)?;
+            let index = KeyIndex::build(
+                &keys,
+                &time_column,
+                &spine.batches,
+                distinct.len(),
+                |t, slots| {
+                    for (windows, out) in distinct.iter().zip(slots) {
+                        for (window, grid) in windows {
+                            let body = semantics.parts(*window, grid, t).body;
+                            out.push((body.start.unwrap_or(i64::MIN), body.end));
+                        }
+                    }
+                },
+            );
+            index.map(Arc::new).map_err(Arc::new)
+        }
+        .boxed()
+        .shared();
+        Self {
+            spine_keys,
+            semantics,
+            slots,
+            index,
+        }
+    }
+
+    /// The index slot of tile set `input` (`served[input]` when built).
+    pub fn slot_of(&self, input: usize) -> usize {
+        self.slots[input]
+    }
+}
+
+impl fmt::Debug for TileReach {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TileReach")
+            .field("spine_keys", &self.spine_keys)
+            .field("semantics", &self.semantics)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Scans one tile set at one store version for the rows some spine row reads.
+#[derive(Debug)]
+pub struct TileScanExec {
+    files: Arc<TileFiles>,
+    reach: Arc<TileReach>,
+    /// This tile set's slot in `reach`.
+    slot: usize,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+/// The live files of one tile set at one store version, and how to read them.
+#[derive(Debug)]
+pub struct TileFiles {
+    store: TileStore,
+    tile_set: String,
+    version: u64,
+    files: Vec<LiveFile>,
+    state_fields: Vec<FieldRef>,
+    schema: SchemaRef,
+}
+
+impl TileFiles {
+    /// `files` of `tile_set` (as of `version`), read with keys cast to
+    /// `key_types` and `state_fields` expected after the keys and bucket.
+    pub fn new(
+        store: TileStore,
+        tile_set: String,
+        version: u64,
+        files: Vec<LiveFile>,
+        key_types: &[DataType],
+        state_fields: Vec<FieldRef>,
+    ) -> Self {
+        let mut fields: Vec<FieldRef> = key_types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Arc::new(Field::new(event_key_column(i), t.clone(), true)))
+            .collect();
+        fields.push(Arc::new(Field::new(
+            TILE_BUCKET_COLUMN,
+            DataType::Int64,
+            false,
+        )));
+        fields.extend(state_fields.iter().cloned());
+        Self {
+            store,
+            tile_set,
+            version,
+            files,
+            state_fields,
+            schema: Arc::new(Schema::new(fields)),
+        }
+    }
+}
+
+impl TileScanExec {
+    /// Scans `files` over at most `partitions` partitions, keeping what slot
+    /// `slot` of `reach` says some spine row reads.
+    pub fn new(files: TileFiles, reach: Arc<TileReach>, slot: usize, partitions: usize) -> Self {
+        let partitions = partitions.clamp(1, files.files.len().max(1));
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&files.schema)),
+            Partitioning::UnknownPartitioning(partitions),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Self {
+            files: Arc::new(files),
+            reach,
+            slot,
+            properties: Arc::new(properties),
+            metrics: ExecutionPlanMetricsSet::new(),
+        }
+    }
+}
+
+impl DisplayAs for TileScanExec {
+    fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let files = &self.files;
+        let rows: u64 = files.files.iter().map(|f| f.file.rows).sum();
+        write!(
+            f,
+            "TileScanExec: tile_set={} version={} files={} rows={rows}, per key: buckets some row reads",
+            files.tile_set,
+            files.version,
+            files.files.len()
+        )
+    }
+}
+
+impl ExecutionPlan for TileScanExec {
+    fn name(&self) -> &str {
+        "TileScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if !children.is_empty() {
+            return internal_err!("TileScanExec takes no children");
+        }
+        Ok(self)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let partitions = self.properties.output_partitioning().partition_count();
+        if partition >= partitions {
+            return internal_err!(
+                "TileScanExec has {partitions} partitions, asked for {partition}"
+            );
+        }
+        let mine: Vec<LiveFile> = self
+            .files
+            .files
+            .iter()
+            .skip(partition)
+            .step_by(partitions)
+            .cloned()
+            .collect();
+        let read = FileReader {
+            files: Arc::clone(&self.files),
+            index: self.reach.index.clone(),
+            slot: self.slot,
+            baseline: BaselineMetrics::new(&self.metrics, partition),
+            rows_read: MetricBuilder::new(&self.metrics).counter("tile_rows_read", partition),
+        };
+        let read = Arc::new(read);
+        let batches = futures::stream::iter(mine)
+            .then(move |file| {
+                let read = Arc::clone(&read);
+                async move { read.kept_rows(&file).await }
+            })
+            .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
+            .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.files.schema),
+            batches,
+        )))
+    }
+}
+
+/// One partition's reading.
+struct FileReader {
+    files: Arc<TileFiles>,
+    index: SharedIndex,
+    slot: usize,
+    baseline: BaselineMetrics,
+    rows_read: Count,
+}
+
+impl FileReader {
+    /// The rows of `file` some spine row reads, with keys cast and buckets
+    /// as microseconds. A file no key needs a bucket of is not read.
+    async fn kept_rows(&self, file: &LiveFile) -> Result<Vec<RecordBatch>> {
+        let index = self.index.clone().await.map_err(DataFusionError::Shared)?;
+        let mut kept = Vec::new();
+        if !index.may_need(self.slot, &file.valid) {
+            return Ok(kept);
+        }
+        for batch in self.files.store.read_tile(&file.file).await? {
+            let _timer = self.baseline.elapsed_compute().timer();
+            self.rows_read.add(batch.num_rows());
+            let converted = self.files.convert(file, &batch)?;
+            let selected = self.select(&converted, file, &index)?;
+            if selected.num_rows() > 0 {
+                self.baseline.record_output(selected.num_rows());
+                kept.push(selected);
+            }
+        }
+        Ok(kept)
+    }
+
+    /// Rows still valid in their file whose key has a spine row reading their bucket.
+    fn select(
+        &self,
+        batch: &RecordBatch,
+        file: &LiveFile,
+        index: &KeyIndex,
+    ) -> Result<RecordBatch> {
+        let keys = self.files.key_count();
+        let rows = index.key_rows(&batch.columns()[..keys])?;
+        let buckets = batch.column(keys).as_primitive::<Int64Type>();
+        // Files hold each key's rows together: look a key up once per run.
+        let mut read = None;
+        let keep: BooleanArray = (0..batch.num_rows())
+            .map(|i| {
+                if i == 0 || rows.row(i) != rows.row(i - 1) {
+                    read = index.get(rows.row(i), self.slot);
+                }
+                let bucket = buckets.value(i);
+                Some(read.is_some_and(|read| read.contains(bucket)) && file.valid.contains(bucket))
+            })
+            .collect();
+        Ok(filter_record_batch(batch, &keep)?)
+    }
+}
+
+impl TileFiles {
+    fn key_count(&self) -> usize {
+        self.schema.fields().len() - 1 - self.state_fields.len()
+    }
+
+    /// The file's rows with keys cast and buckets as microseconds.
+    fn convert(&self, file: &LiveFile, batch: &RecordBatch) -> Result<RecordBatch> {
+        self.check_layout(file, batch)?;
+        let keys = self.key_count();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
+        for (i, field) in self.schema.fields().iter().take(keys).enumerate() {
+            columns.push(cast(batch.column(i), field.data_type())?);
+        }
+        columns.push(Arc::new(to_micros(batch.column(keys))?));
+        columns.extend(batch.columns()[keys + 1..].iter().cloned());
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+
+    /// The file must hold the keys, `bucket_start`, then exactly the expected state columns.
+    fn check_layout(&self, file: &LiveFile, batch: &RecordBatch) -> Result<()> {
+        let describe = |fields: &mut dyn Iterator<Item = &FieldRef>| -> Vec<String> {
+            fields
+                .map(|f| format!("{} {}", f.name(), f.data_type()))
+                .collect()
+        };
+        let found = describe(&mut batch.schema().fields().iter().skip(self.key_count() + 1));
+        let expected = describe(&mut self.state_fields.iter());
+        if found != expected || batch.num_columns() != self.schema.fields().len() {
+            return exec_err!(
+                "tile file {} has state columns [{}], expected [{}]",
+                file.file.path,
+                found.join(", "),
+                expected.join(", ")
+            );
+        }
+        Ok(())
+    }
+}
