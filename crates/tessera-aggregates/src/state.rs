@@ -183,18 +183,24 @@ impl<F: StateFactory> SlidingState<F> {
 
     /// Whether the window is empty, and its value: the states of every part merged.
     fn current(&self) -> Result<(bool, ScalarValue)> {
-        let mut states = Vec::with_capacity(6);
+        // At most two states per part (front top and back), gathered without allocating.
+        let mut states = [&self.parts[0].back; 6];
+        let mut count = 0;
         for stacks in &self.parts {
-            states.extend(stacks.front.last());
+            if let Some(top) = stacks.front.last() {
+                states[count] = top;
+                count += 1;
+            }
             if !stacks.back_items.is_empty() {
-                states.push(&stacks.back);
+                states[count] = &stacks.back;
+                count += 1;
             }
         }
-        if states.is_empty() {
+        if count == 0 {
             let empty = self.factory.empty();
             return Ok((true, empty.evaluate()?));
         }
-        F::State::merged_result(&states)
+        F::State::merged_result(&states[..count])
     }
 
     fn bucket_states(
@@ -310,10 +316,12 @@ impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
     }
 
     fn push(&mut self, part: Part, index: usize) {
-        let mut back = std::mem::replace(&mut self.parts[part as usize].back, self.factory.empty());
-        let outcome = self.items().fold(part, &mut back, index);
+        let items = Items {
+            arguments: &self.arguments,
+            buckets: &self.buckets,
+        };
         let stacks = &mut self.parts[part as usize];
-        stacks.back = back;
+        let outcome = items.fold(part, &mut stacks.back, index);
         stacks.back_items.push(index);
         self.record(outcome);
     }

@@ -56,7 +56,7 @@ use tessera_time::{EventRange, Grid, TimeRanges, WindowLength, format_instant};
 use super::tile_scan::TILE_BUCKET_COLUMN;
 use super::time::{non_null_micros, to_micros};
 use crate::node::{
-    EVENT_TIME_COLUMN, SemanticsPlan, StagePlan, TileSetRef, event_argument_column,
+    EVENT_TIME_COLUMN, SemanticsPlan, StagePlan, TileSetRef, WindowParts, event_argument_column,
     event_key_column, fmt_stages,
 };
 use crate::options::CoverageFallback;
@@ -384,6 +384,7 @@ impl ExecutionPlan for PointInTimeExec {
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
+        let mut shapes = WindowShapes::new(self.semantics);
         let sweep = Sweep {
             tile_cursors,
             key_tiles: Vec::new(),
@@ -395,7 +396,8 @@ impl ExecutionPlan for PointInTimeExec {
             ),
             converter,
             layout: Arc::clone(&self.layout),
-            windows: build_windows(&self.stage, self.semantics, &self.tiles, self.fallback)?,
+            windows: build_windows(&self.stage, &mut shapes, &self.tiles, self.fallback)?,
+            shapes,
             current_key: None,
             key_times: Vec::new(),
             stats: SweepMetrics::new(&self.metrics, partition),
@@ -489,7 +491,8 @@ struct WindowCursor {
     feature_name: String,
     window: WindowLength,
     grid: Grid,
-    semantics: SemanticsPlan,
+    /// Its length and grid's position in [`WindowShapes`].
+    shape: usize,
     aggregate: Box<dyn SlidingAggregate>,
     result_type: datafusion::arrow::datatypes::DataType,
     default: Option<datafusion::common::ScalarValue>,
@@ -504,9 +507,48 @@ struct WindowCursor {
     head: PartCursor,
 }
 
+/// The distinct lengths and grids of a stage's windows, and the parts each
+/// splits the current row into — worked out once per row and shared by every
+/// window of that length and grid.
+struct WindowShapes {
+    semantics: SemanticsPlan,
+    shapes: Vec<(WindowLength, Grid)>,
+    parts: Vec<WindowParts>,
+}
+
+impl WindowShapes {
+    fn new(semantics: SemanticsPlan) -> Self {
+        Self {
+            semantics,
+            shapes: Vec::new(),
+            parts: Vec::new(),
+        }
+    }
+
+    /// The position of `window` on `grid`, added when new.
+    fn position(&mut self, window: WindowLength, grid: Grid) -> usize {
+        let shape = (window, grid);
+        self.shapes
+            .iter()
+            .position(|s| *s == shape)
+            .unwrap_or_else(|| {
+                self.shapes.push(shape);
+                self.shapes.len() - 1
+            })
+    }
+
+    /// Splits every shape at row time `t`.
+    fn split_at(&mut self, t: i64) {
+        self.parts.clear();
+        for (window, grid) in &self.shapes {
+            self.parts.push(self.semantics.parts(*window, grid, t));
+        }
+    }
+}
+
 fn build_windows(
     stage: &StagePlan,
-    semantics: SemanticsPlan,
+    shapes: &mut WindowShapes,
     tile_inputs: &[TileInput],
     fallback: CoverageFallback,
 ) -> Result<Vec<WindowCursor>> {
@@ -526,7 +568,7 @@ fn build_windows(
                 feature_name: feature.name.to_string(),
                 window: window.window,
                 grid: window.grid,
-                semantics,
+                shape: shapes.position(window.window, window.grid),
                 aggregate: feature.aggregate.implementation()?.sliding(),
                 result_type: feature.aggregate.result_type.clone(),
                 default: feature.default.clone(),
@@ -601,9 +643,8 @@ impl WindowCursor {
         Ok(())
     }
 
-    /// Slides the window's parts to what row time `t` sees and emits its value.
-    fn emit_at(&mut self, t: i64, times: &[i64]) {
-        let parts = self.semantics.parts(self.window, &self.grid, t);
+    /// Slides the window's parts to `parts` (what the row sees) and emits its value.
+    fn emit_at(&mut self, parts: &WindowParts, times: &[i64]) {
         let aggregate = self.aggregate.as_mut();
         if let Some(tail) = parts.tail {
             self.tail.slide(aggregate, Part::Tail, times, tail);
@@ -703,6 +744,7 @@ struct Sweep {
     converter: Arc<RowConverter>,
     layout: Arc<Layout>,
     windows: Vec<WindowCursor>,
+    shapes: WindowShapes,
     /// The key of the spine rows being processed, and its events' times.
     current_key: Option<OwnedRow>,
     key_times: Vec<i64>,
@@ -764,9 +806,9 @@ impl Sweep {
                 .for_each(|w| w.aggregate.emit_null());
             return;
         }
-        let t = times.value(row);
+        self.shapes.split_at(times.value(row));
         for window in &mut self.windows {
-            window.emit_at(t, &self.key_times);
+            window.emit_at(&self.shapes.parts[window.shape], &self.key_times);
         }
     }
 
