@@ -1,6 +1,6 @@
 //! [`SpineTimes`]: the spine's earliest and latest time (and, when a stage
 //! prunes events per key, its rows), published once the spine has been read,
-//! so event scans can skip what no row can see.
+//! so event and tile scans can skip what no row can see.
 
 use std::sync::{Arc, Mutex};
 
@@ -18,12 +18,12 @@ pub type TimeExtent = Option<(i64, i64)>;
 pub struct PublishedSpine {
     /// Its earliest and latest time.
     pub extent: TimeExtent,
-    /// Its batches, when some stage prunes events per key (else empty).
+    /// Its batches, when some stage prunes events or tile rows per key (else empty).
     pub batches: Vec<RecordBatch>,
 }
 
 /// A value set once by [`super::SpineEnumerateExec`] at the end of the spine
-/// and awaited by every [`super::EventReachExec`] of the plan.
+/// and awaited by every [`super::EventReachExec`] and [`super::TileScanExec`] of the plan.
 #[derive(Debug)]
 pub struct SpineTimes {
     /// Whether the spine's rows are published, not only its extent.
