@@ -862,7 +862,7 @@ impl Sweep {
     }
 }
 
-/// Reads a key-sorted event stream forward, one key at a time.
+/// Reads a key-sorted stream (events or tile rows) forward, one key at a time.
 struct EventCursor {
     stream: SendableRecordBatchStream,
     converter: Arc<RowConverter>,
