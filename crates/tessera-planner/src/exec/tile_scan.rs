@@ -58,8 +58,6 @@ type SharedIndex = Shared<BoxFuture<'static, Result<Arc<KeyIndex>, Arc<DataFusio
 /// windows that tile set serves of the rows' whole-bucket parts. Built once,
 /// when the spine is read, and shared by the stage's scans.
 pub struct TileReach {
-    spine_keys: Vec<String>,
-    semantics: SemanticsPlan,
     /// Per tile set, its slot in the index.
     slots: Vec<usize>,
     index: SharedIndex,
@@ -89,11 +87,10 @@ impl TileReach {
                 },
             )
             .collect();
-        let keys = spine_keys.clone();
         let index = async move {
             let spine = times.get().await.map_err(Arc::new)?;
             let index = KeyIndex::build(
-                &keys,
+                &spine_keys,
                 &time_column,
                 &spine.batches,
                 distinct.len(),
@@ -110,12 +107,7 @@ impl TileReach {
         }
         .boxed()
         .shared();
-        Self {
-            spine_keys,
-            semantics,
-            slots,
-            index,
-        }
+        Self { slots, index }
     }
 
     /// The index slot of tile set `input` (`served[input]` when built).
@@ -127,8 +119,7 @@ impl TileReach {
 impl fmt::Debug for TileReach {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TileReach")
-            .field("spine_keys", &self.spine_keys)
-            .field("semantics", &self.semantics)
+            .field("slots", &self.slots)
             .finish_non_exhaustive()
     }
 }
