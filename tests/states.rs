@@ -399,3 +399,73 @@ proptest! {
         }
     }
 }
+
+/// One step of a sliding window: `(part, action)` with action 0 push, 1 pop, else emit.
+type Step = (usize, u8);
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// A sliding window's every read equals the result of the items its parts
+    /// hold, whether a part is read afresh or through its two stacks: long
+    /// runs of reads of unchanged parts make them build their stacks, pops
+    /// invalidate them.
+    #[test]
+    fn sliding_windows_give_the_result_of_their_items(
+        rows in proptest::collection::vec(row(), 1..40),
+        cuts in proptest::collection::vec(0usize..40, 0..8),
+        steps in proptest::collection::vec((0usize..3, 0u8..5), 0..160),
+    ) {
+        use tessera::aggregates::{BucketSource, Part};
+        let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (rows.len() + 1)).collect();
+        bounds.extend([0, rows.len()]);
+        bounds.sort_unstable();
+        let buckets: Vec<BucketSource> =
+            bounds.windows(2).map(|w| BucketSource::Events(w[0], w[1])).collect();
+        let parts = [Part::Tail, Part::Buckets, Part::Head];
+        for spec in specs() {
+            let implementation = spec.implementation();
+            let mut window = implementation.sliding();
+            window.load(&spec.columns(&rows), &buckets, &[]).unwrap();
+            // The model: each part's items (oldest first) and the next one to push.
+            let mut held: [std::collections::VecDeque<usize>; 3] = Default::default();
+            let mut next = [0usize; 3];
+            let mut expected = Vec::new();
+            for &(part, action) in &steps {
+                let limit = if part == 1 { buckets.len() } else { rows.len() };
+                match action {
+                    0 if next[part] < limit => {
+                        window.push(parts[part], next[part]);
+                        held[part].push_back(next[part]);
+                        next[part] += 1;
+                    }
+                    1 if !held[part].is_empty() => {
+                        window.pop(parts[part]);
+                        held[part].pop_front();
+                    }
+                    0 | 1 => {}
+                    _ => {
+                        window.emit();
+                        let mut members: Vec<Row> = Vec::new();
+                        for (part, items) in held.iter().enumerate() {
+                            for &item in items {
+                                let events = match (part, buckets[..].get(item)) {
+                                    (1, Some(&BucketSource::Events(start, end))) => start..end,
+                                    _ => item..item + 1,
+                                };
+                                members.extend_from_slice(&rows[events]);
+                            }
+                        }
+                        expected.push(result_of(&implementation, &spec.columns(&members)).unwrap());
+                    }
+                }
+            }
+            let (values, _) = window.finish().unwrap();
+            prop_assert_eq!(values.len(), expected.len());
+            for (read, expected) in expected.iter().enumerate() {
+                let actual = ScalarValue::try_from_array(&values, read).unwrap();
+                prop_assert!(agree(spec.check, expected, &actual), "{}, read {read}: {expected:?} vs {actual:?}", spec.function);
+            }
+        }
+    }
+}

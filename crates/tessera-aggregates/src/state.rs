@@ -11,13 +11,27 @@
 //!
 //! [`SlidingState`] slides any such state over one key's events. A window is
 //! made of up to three [`Part`]s — raw events at its tail, bucket states in
-//! its body, raw events at its head — each a FIFO window of its own items run
-//! with the two-stacks algorithm: the back stack holds item indices and one
-//! running state, the front stack holds cumulative states. Merges never
-//! subtract, so floating-point sums do not drift and sketches slide in
-//! amortised O(1) merges per item; with bucket states the window holds one
+//! its body, raw events at its head — each a FIFO of item indices
+//! ([`WindowPart`]). A part is read in one of two ways, chosen as it goes:
+//!
+//! - *afresh*: its items are folded into a new state (event parts) or handed
+//!   to [`PartialState::merged_result`] as they are (bucket part). No state is
+//!   kept between reads, so pushes and pops cost nothing and sketches are
+//!   neither cloned nor unioned pairwise. Best when a part is read about as
+//!   often as its items change — training-set spines are usually sparse.
+//! - *two stacks*: the front stack holds cumulative states of the oldest
+//!   items, the back one running state of the newer ones, so a read costs
+//!   one merge and every item is folded at most twice (amortised O(1)). Best
+//!   for long windows read many times.
+//!
+//! A part reads afresh until the folds spent that way since its stacks were
+//! last built exceed [`FRESH_BUDGET`] times its size, then builds its stacks
+//! and uses them until a pop invalidates them (ski rental: never more than a
+//! small factor above the cheaper of the two). Merges never subtract, so
+//! floating-point sums do not drift; with bucket states a window holds one
 //! state per bucket rather than per event.
 
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -76,25 +90,113 @@ pub trait StateFactory: Clone + Send + Sync + Debug + 'static {
     fn result_type(&self) -> DataType;
 }
 
-/// One part of a window: a FIFO of items (event rows or bucket states) in two stacks.
+/// How many times its size a part may spend in folds read afresh before it
+/// builds its two stacks (which cost about twice its size to build).
+const FRESH_BUDGET: usize = 2;
+
+/// One part of a window: a FIFO of items (event rows or bucket states), read
+/// afresh or through two stacks (see the module docs).
 #[derive(Debug, Clone)]
-struct TwoStacks<S> {
-    /// Oldest items on top; each entry aggregates itself and every newer front item.
+struct WindowPart<S> {
+    /// The part's items, oldest first.
+    items: VecDeque<usize>,
+    /// Cumulative states of the oldest `front.len()` items, the oldest on top:
+    /// each entry aggregates its item and every newer front item.
     front: Vec<S>,
-    /// Indices of the newer items, in arrival order, and their running state.
-    back_items: Vec<usize>,
+    /// The `back_folded` items after the front, folded.
     back: S,
+    back_folded: usize,
+    /// Folds spent reading afresh since the stacks were last built.
+    fresh_folds: usize,
 }
 
-impl<S: PartialState> TwoStacks<S> {
+/// How a part takes part in one read of the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    Empty,
+    Afresh,
+    Stacks,
+}
+
+impl<S: PartialState> WindowPart<S> {
     fn new(empty: S) -> Self {
         Self {
+            items: VecDeque::new(),
             front: Vec::new(),
-            back_items: Vec::new(),
             back: empty,
+            back_folded: 0,
+            fresh_folds: 0,
         }
     }
+
+    fn pop(&mut self, empty: impl FnOnce() -> S) {
+        self.items.pop_front();
+        if self.front.pop().is_none() && self.back_folded > 0 {
+            // The oldest item was folded into the back: that state is stale.
+            self.back = empty();
+            self.back_folded = 0;
+        }
+    }
+
+    fn stacks_built(&self) -> bool {
+        !self.front.is_empty() || self.back_folded > 0
+    }
+
+    /// Chooses how to read the part now, bringing its stacks up to date when
+    /// they are used.
+    fn prepare(
+        &mut self,
+        items: &Items<'_, S>,
+        part: Part,
+        empty: impl Fn() -> S,
+    ) -> Result<Reading> {
+        let len = self.items.len();
+        if len == 0 {
+            return Ok(Reading::Empty);
+        }
+        if !self.stacks_built() {
+            if self.fresh_folds < FRESH_BUDGET * len {
+                self.fresh_folds += len;
+                return Ok(Reading::Afresh);
+            }
+            self.build_front(items, part, &empty)?;
+        }
+        for position in self.front.len() + self.back_folded..len {
+            items.fold(part, &mut self.back, self.items[position])?;
+            self.back_folded += 1;
+        }
+        Ok(Reading::Stacks)
+    }
+
+    /// Folds every item into the front stack, newest first, accumulating.
+    fn build_front(
+        &mut self,
+        items: &Items<'_, S>,
+        part: Part,
+        empty: &impl Fn() -> S,
+    ) -> Result<()> {
+        let mut running = empty();
+        let mut front = Vec::with_capacity(self.items.len());
+        for &item in self.items.iter().rev() {
+            items.fold(part, &mut running, item)?;
+            front.push(running.clone());
+        }
+        self.front = front;
+        self.back = empty();
+        self.back_folded = 0;
+        self.fresh_folds = 0;
+        Ok(())
+    }
+
+    /// The stacks' states covering the part (after `prepare` chose them).
+    fn stack_states(&self) -> impl Iterator<Item = &S> {
+        let back = (self.back_folded > 0).then_some(&self.back);
+        self.front.last().into_iter().chain(back)
+    }
 }
+
+/// The parts in [`Part`] order, which indexes [`SlidingState`]'s parts.
+const PARTS: [Part; 3] = [Part::Tail, Part::Buckets, Part::Head];
 
 /// Where a part's items come from.
 #[derive(Debug)]
@@ -124,7 +226,7 @@ pub struct SlidingState<F: StateFactory> {
     /// Heap bytes of `buckets` when this kernel built them, else 0.
     bucket_bytes: usize,
     /// The tail, bucket and head parts, indexed by [`Part`].
-    parts: [TwoStacks<F::State>; 3],
+    parts: [WindowPart<F::State>; 3],
     output: Vec<ScalarValue>,
     empty: BooleanBufferBuilder,
     /// The first error met while sliding, reported by `finish`.
@@ -134,7 +236,7 @@ pub struct SlidingState<F: StateFactory> {
 impl<F: StateFactory> SlidingState<F> {
     /// An empty window of `factory`'s states.
     pub fn new(factory: F) -> Self {
-        let parts = [(); 3].map(|_| TwoStacks::new(factory.empty()));
+        let parts = [(); 3].map(|_| WindowPart::new(factory.empty()));
         Self {
             factory,
             arguments: Vec::new(),
@@ -155,52 +257,50 @@ impl<F: StateFactory> SlidingState<F> {
 
     fn reset_parts(&mut self) {
         for stacks in &mut self.parts {
-            *stacks = TwoStacks::new(self.factory.empty());
+            *stacks = WindowPart::new(self.factory.empty());
         }
-    }
-
-    fn items(&self) -> Items<'_, F::State> {
-        Items {
-            arguments: &self.arguments,
-            buckets: &self.buckets,
-        }
-    }
-
-    /// Moves a part's back stack onto its front, newest first, accumulating.
-    fn flip(&mut self, part: Part) -> Result<()> {
-        let mut running = self.factory.empty();
-        let mut front = Vec::with_capacity(self.parts[part as usize].back_items.len());
-        for &item in self.parts[part as usize].back_items.iter().rev() {
-            self.items().fold(part, &mut running, item)?;
-            front.push(running.clone());
-        }
-        let stacks = &mut self.parts[part as usize];
-        stacks.front = front;
-        stacks.back_items.clear();
-        stacks.back = self.factory.empty();
-        Ok(())
     }
 
     /// Whether the window is empty, and its value: the states of every part merged.
-    fn current(&self) -> Result<(bool, ScalarValue)> {
-        // At most two states per part (front top and back), gathered without allocating.
-        let mut states = [&self.parts[0].back; 6];
-        let mut count = 0;
-        for stacks in &self.parts {
-            if let Some(top) = stacks.front.last() {
-                states[count] = top;
-                count += 1;
-            }
-            if !stacks.back_items.is_empty() {
-                states[count] = &stacks.back;
-                count += 1;
+    fn current(&mut self) -> Result<(bool, ScalarValue)> {
+        let items = Items {
+            arguments: &self.arguments,
+            buckets: &self.buckets,
+        };
+        let factory = &self.factory;
+        let mut readings = [Reading::Empty; 3];
+        for ((part, window_part), reading) in PARTS.iter().zip(&mut self.parts).zip(&mut readings) {
+            *reading = window_part.prepare(&items, *part, || factory.empty())?;
+        }
+        let mut fresh_events: Option<F::State> = None;
+        for ((part, window_part), reading) in PARTS.iter().zip(&self.parts).zip(&readings) {
+            if *reading == Reading::Afresh && *part != Part::Buckets {
+                let state = fresh_events.get_or_insert_with(|| factory.empty());
+                for &item in &window_part.items {
+                    items.fold(*part, state, item)?;
+                }
             }
         }
-        if count == 0 {
-            let empty = self.factory.empty();
-            return Ok((true, empty.evaluate()?));
+        let mut states: Vec<&F::State> = Vec::new();
+        for ((part, window_part), reading) in PARTS.iter().zip(&self.parts).zip(&readings) {
+            match reading {
+                Reading::Stacks => states.extend(window_part.stack_states()),
+                Reading::Afresh if *part == Part::Buckets => {
+                    states.extend(
+                        window_part
+                            .items
+                            .iter()
+                            .map(|&bucket| &items.buckets[bucket]),
+                    );
+                }
+                Reading::Afresh | Reading::Empty => {}
+            }
         }
-        F::State::merged_result(&states[..count])
+        states.extend(fresh_events.as_ref());
+        if states.is_empty() {
+            return Ok((true, factory.empty().evaluate()?));
+        }
+        F::State::merged_result(&states)
     }
 
     fn bucket_states(
@@ -316,22 +416,12 @@ impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
     }
 
     fn push(&mut self, part: Part, index: usize) {
-        let items = Items {
-            arguments: &self.arguments,
-            buckets: &self.buckets,
-        };
-        let stacks = &mut self.parts[part as usize];
-        let outcome = items.fold(part, &mut stacks.back, index);
-        stacks.back_items.push(index);
-        self.record(outcome);
+        self.parts[part as usize].items.push_back(index);
     }
 
     fn pop(&mut self, part: Part) {
-        if self.parts[part as usize].front.is_empty() {
-            let outcome = self.flip(part);
-            self.record(outcome);
-        }
-        self.parts[part as usize].front.pop();
+        let factory = &self.factory;
+        self.parts[part as usize].pop(|| factory.empty());
     }
 
     fn emit(&mut self) {

@@ -4,11 +4,13 @@
 //! every bucket fully inside the range, `[ceil_b(L), floor_b(U))`
 //! (SEMANTICS.md §7). Planning ([`plan_backfill`]) binds the features and
 //! finds their tile sets (features sharing a series and aggregation share
-//! one). Running ([`run_backfill`]) reads each series' range in time
-//! chunks: per chunk, a DataFusion plan scans and filters the source and
+//! one). Running ([`run_backfill`]) reads the range in time chunks, once for
+//! all tile sets that read the same events (one source, keys, time column,
+//! filter and grid, whatever values they aggregate): per chunk, a DataFusion
+//! plan scans and filters the source, projects every column they read, and
 //! sorts by key and time (DataFusion's sort spills under a memory limit), and
 //! the sorted stream is folded run by run — one run per key and bucket —
-//! into the state rows of every tile set of the series at once, holding at
+//! into the state rows of every one of those tile sets at once, holding at
 //! most one batch and one run at a time. Each chunk becomes one file per
 //! tile set, written and checked before the next chunk starts; only after
 //! every file is written does one commit make all of them live, replacing
@@ -30,7 +32,8 @@ use futures::StreamExt;
 use tessera_aggregates::AggregateImplementation;
 use tessera_definitions::FeatureName;
 use tessera_tiles::{
-    BUCKET_START_COLUMN, CommitRequest, RangeChange, TileFile, TileSetDescription, TileStore,
+    BUCKET_START_COLUMN, CommitRequest, RangeChange, SeriesDescription, TileFile,
+    TileSetDescription, TileStore,
 };
 use tessera_time::{Duration, Grid, Instant, MICROS_PER_DAY, format_instant};
 
@@ -98,8 +101,8 @@ pub struct ChunkReport {
     pub start: Instant,
     /// See `start`.
     pub end: Instant,
-    /// Events read. Tile sets of one series share a chunk's read, whose
-    /// events are reported with the first of them (0 for the others).
+    /// Events read. Tile sets reading the same events share a chunk's read,
+    /// whose events are reported with the first of them (0 for the others).
     pub events: u64,
     /// Tile rows (non-empty key buckets) written.
     pub tile_rows: u64,
@@ -215,7 +218,14 @@ fn chunks(
 pub async fn estimate_events(state: &SessionState, plan: &BackfillPlan) -> Result<Vec<u64>> {
     let mut counts = Vec::with_capacity(plan.tile_sets.len());
     for tile_set in &plan.tile_sets {
-        let events = chunk_plan(&tile_set.feature, tile_set.range.0, tile_set.range.1, false)?;
+        let feature = &tile_set.feature;
+        let arguments = feature_columns(
+            feature,
+            &feature.definition.timestamp,
+            &feature.source_schema,
+        )?;
+        let (start, end) = tile_set.range;
+        let events = chunk_plan(feature, &arguments, start, end, false)?;
         counts.push(DataFrame::new(state.clone(), events).count().await? as u64);
     }
     Ok(counts)
@@ -235,7 +245,7 @@ pub async fn run_backfill(
     };
     let mut files: Vec<TileFile> = Vec::new();
     for group in shared_reads(&plan.tile_sets)? {
-        for &(start, end) in &group[0].chunks {
+        for &(start, end) in &group.tile_sets[0].chunks {
             for chunk in backfill_chunk(state, store, &group, start, end).await? {
                 report.events += chunk.report.events;
                 report.tile_rows += chunk.report.tile_rows;
@@ -279,27 +289,71 @@ struct ChunkOutcome {
     report: ChunkReport,
 }
 
-/// The tile sets that read the same events — one series (source, keys,
-/// value, filter, grid), the same argument columns and chunks — so that each
-/// chunk of events is scanned and sorted once for all of them.
-fn shared_reads(tile_sets: &[PlannedTileSet]) -> Result<Vec<Vec<&PlannedTileSet>>> {
-    let mut groups: Vec<(String, Vec<Expr>, Vec<&PlannedTileSet>)> = Vec::new();
+/// Tile sets that read the same events — one source, keys, time column,
+/// filter, grid and chunks, whatever value each aggregates — and the columns
+/// they read between them, so that each chunk of events is scanned and sorted
+/// once for all of them.
+struct SharedRead<'a> {
+    tile_sets: Vec<&'a PlannedTileSet>,
+    /// Every argument column some tile set reads, once each.
+    columns: Vec<Expr>,
+    /// Per tile set, the positions of its arguments in `columns`.
+    positions: Vec<Vec<usize>>,
+}
+
+impl<'a> SharedRead<'a> {
+    fn new(tile_set: &'a PlannedTileSet, arguments: Vec<Expr>) -> Self {
+        let mut read = Self {
+            tile_sets: Vec::new(),
+            columns: Vec::new(),
+            positions: Vec::new(),
+        };
+        read.add(tile_set, arguments);
+        read
+    }
+
+    fn add(&mut self, tile_set: &'a PlannedTileSet, arguments: Vec<Expr>) {
+        let positions = arguments
+            .into_iter()
+            .map(
+                |argument| match self.columns.iter().position(|c| *c == argument) {
+                    Some(position) => position,
+                    None => {
+                        self.columns.push(argument);
+                        self.columns.len() - 1
+                    }
+                },
+            )
+            .collect();
+        self.tile_sets.push(tile_set);
+        self.positions.push(positions);
+    }
+}
+
+/// The planned tile sets grouped by the events they read.
+fn shared_reads(tile_sets: &[PlannedTileSet]) -> Result<Vec<SharedRead<'_>>> {
+    let mut groups: Vec<(String, SharedRead<'_>)> = Vec::new();
     for tile_set in tile_sets {
-        let series = tile_set.description.series.id();
+        let events = SeriesDescription {
+            value: Vec::new(),
+            ..tile_set.description.series.clone()
+        }
+        .id();
         let feature = &tile_set.feature;
         let arguments = feature_columns(
             feature,
             &feature.definition.timestamp,
             &feature.source_schema,
         )?;
-        match groups.iter_mut().find(|(s, a, group)| {
-            *s == series && *a == arguments && group[0].chunks == tile_set.chunks
-        }) {
-            Some((_, _, group)) => group.push(tile_set),
-            None => groups.push((series, arguments, vec![tile_set])),
+        match groups
+            .iter_mut()
+            .find(|(e, group)| *e == events && group.tile_sets[0].chunks == tile_set.chunks)
+        {
+            Some((_, group)) => group.add(tile_set, arguments),
+            None => groups.push((events, SharedRead::new(tile_set, arguments))),
         }
     }
-    Ok(groups.into_iter().map(|(_, _, group)| group).collect())
+    Ok(groups.into_iter().map(|(_, group)| group).collect())
 }
 
 /// Scans and sorts one chunk of events once and folds it into a file per
@@ -308,20 +362,26 @@ fn shared_reads(tile_sets: &[PlannedTileSet]) -> Result<Vec<Vec<&PlannedTileSet>
 async fn backfill_chunk(
     state: &SessionState,
     store: &TileStore,
-    group: &[&PlannedTileSet],
+    group: &SharedRead<'_>,
     start: Instant,
     end: Instant,
 ) -> Result<Vec<ChunkOutcome>> {
-    let plan = chunk_plan(&group[0].feature, start, end, true)?;
+    let first = group.tile_sets[0];
+    let plan = chunk_plan(&first.feature, &group.columns, start, end, true)?;
     let mut stream = DataFrame::new(state.clone(), plan).execute_stream().await?;
-    let features: Vec<&BoundFeature> = group.iter().map(|t| &t.feature).collect();
-    let mut builder = TileRowBuilder::try_new(&features, group[0].grid)?;
+    let features: Vec<(&BoundFeature, &[usize])> = group
+        .tile_sets
+        .iter()
+        .zip(&group.positions)
+        .map(|(t, positions)| (&t.feature, positions.as_slice()))
+        .collect();
+    let mut builder = TileRowBuilder::try_new(&features, first.grid)?;
     while let Some(batch) = stream.next().await {
         builder.push(batch?)?;
     }
     let (outputs, events) = builder.finish()?;
-    let mut outcomes = Vec::with_capacity(group.len());
-    for (i, (tile_set, (schema, batches))) in group.iter().zip(outputs).enumerate() {
+    let mut outcomes = Vec::with_capacity(group.tile_sets.len());
+    for (i, (tile_set, (schema, batches))) in group.tile_sets.iter().zip(outputs).enumerate() {
         let tile_rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
         let file = if tile_rows == 0 {
             None
@@ -349,9 +409,11 @@ async fn backfill_chunk(
 }
 
 /// `scan → filter(keys and time not null, WHERE, start <= ts < end) →
-/// project(keys, time, arguments)`, sorted by key then time when `sorted`.
+/// project(keys, time, arguments)` over `feature`'s source, sorted by key then
+/// time when `sorted`.
 fn chunk_plan(
     feature: &BoundFeature,
+    arguments: &[Expr],
     start: Instant,
     end: Instant,
     sorted: bool,
@@ -378,11 +440,12 @@ fn chunk_plan(
         .and(time.clone().lt(bound(end)));
     let mut projection: Vec<Expr> = definition.keys.iter().map(col).collect();
     projection.push(time.alias(crate::node::EVENT_TIME_COLUMN));
-    for (j, argument) in feature_columns(feature, &definition.timestamp, schema)?
-        .into_iter()
-        .enumerate()
-    {
-        projection.push(argument.alias(crate::node::event_argument_column(0, j)));
+    for (j, argument) in arguments.iter().enumerate() {
+        projection.push(
+            argument
+                .clone()
+                .alias(crate::node::event_argument_column(0, j)),
+        );
     }
     let mut plan = LogicalPlanBuilder::scan(
         feature.table.clone(),
@@ -411,8 +474,9 @@ type TileRows = (SchemaRef, Vec<RecordBatch>);
 struct TileRowBuilder {
     keys: usize,
     grid: Grid,
-    /// Per aggregation: its implementation and its tile files' schema.
-    aggregations: Vec<(Arc<dyn AggregateImplementation>, SchemaRef)>,
+    /// Per aggregation: its implementation, its tile files' schema and the
+    /// positions of its arguments among the read columns.
+    aggregations: Vec<(Arc<dyn AggregateImplementation>, SchemaRef, Vec<usize>)>,
     converter: RowConverter,
     /// The last run of the previous batch, which the next batch may continue.
     carry: Option<RecordBatch>,
@@ -422,9 +486,10 @@ struct TileRowBuilder {
 }
 
 impl TileRowBuilder {
-    /// A builder for `features`, which share their series (keys, arguments and `grid`).
-    fn try_new(features: &[&BoundFeature], grid: Grid) -> Result<Self> {
-        let Some(first) = features.first() else {
+    /// A builder for `features` — each with the positions of its arguments
+    /// among the columns read — which read the same events on `grid`.
+    fn try_new(features: &[(&BoundFeature, &[usize])], grid: Grid) -> Result<Self> {
+        let Some(&(first, _)) = features.first() else {
             return datafusion::common::internal_err!("a tile row builder needs a feature");
         };
         let key_types = key_types(first)?;
@@ -442,11 +507,15 @@ impl TileRowBuilder {
         )));
         let aggregations = features
             .iter()
-            .map(|feature| {
+            .map(|&(feature, positions)| {
                 let implementation = feature.aggregate.implementation()?;
                 let mut fields = key_fields.clone();
                 fields.extend(implementation.state_fields(feature.aggregate.kind.name()));
-                Ok((implementation, Arc::new(Schema::new(fields))))
+                Ok((
+                    implementation,
+                    Arc::new(Schema::new(fields)),
+                    positions.to_vec(),
+                ))
             })
             .collect::<Result<Vec<_>>>()?;
         let sort_fields = key_types
@@ -495,7 +564,7 @@ impl TileRowBuilder {
             let bounds = self.run_bounds(&carry)?;
             self.emit(&carry, &bounds)?;
         }
-        let schemas = self.aggregations.into_iter().map(|(_, schema)| schema);
+        let schemas = self.aggregations.into_iter().map(|(_, schema, _)| schema);
         Ok((schemas.zip(self.output).collect(), self.events))
     }
 
@@ -539,10 +608,14 @@ impl TileRowBuilder {
         columns.push(Arc::new(
             TimestampMicrosecondArray::from_iter_values(starts).with_timezone("UTC"),
         ));
-        let arguments = &batch.columns()[self.keys + 1..];
-        for ((implementation, schema), output) in self.aggregations.iter().zip(&mut self.output) {
+        let read = &batch.columns()[self.keys + 1..];
+        for ((implementation, schema, positions), output) in
+            self.aggregations.iter().zip(&mut self.output)
+        {
+            let arguments: Vec<ArrayRef> =
+                positions.iter().map(|&p| Arc::clone(&read[p])).collect();
             let mut tile_columns = columns.clone();
-            tile_columns.extend(implementation.run_states(arguments, bounds)?);
+            tile_columns.extend(implementation.run_states(&arguments, bounds)?);
             output.push(RecordBatch::try_new(Arc::clone(schema), tile_columns)?);
         }
         Ok(())
