@@ -380,19 +380,31 @@ async fn backfill_chunk(
         builder.push(batch?)?;
     }
     let (outputs, events) = builder.finish()?;
-    let mut outcomes = Vec::with_capacity(group.tile_sets.len());
-    for (i, (tile_set, (schema, batches))) in group.tile_sets.iter().zip(outputs).enumerate() {
-        let tile_rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-        let file = if tile_rows == 0 {
-            None
-        } else {
-            Some(
-                store
-                    .write_tile(&tile_set.id, &schema, &batches, start, end)
-                    .await?,
-            )
-        };
-        outcomes.push(ChunkOutcome {
+    // One file per tile set, encoded and written at once; nothing is live
+    // before the commit, so their order does not matter.
+    let writes =
+        group
+            .tile_sets
+            .iter()
+            .zip(outputs)
+            .map(|(tile_set, (schema, batches))| async move {
+                let tile_rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+                let file = if tile_rows == 0 {
+                    None
+                } else {
+                    Some(
+                        store
+                            .write_tile(&tile_set.id, &schema, &batches, start, end)
+                            .await?,
+                    )
+                };
+                Ok::<_, datafusion::common::DataFusionError>((tile_set, tile_rows, file))
+            });
+    let written = futures::future::try_join_all(writes).await?;
+    let outcomes = written
+        .into_iter()
+        .enumerate()
+        .map(|(i, (tile_set, tile_rows, file))| ChunkOutcome {
             report: ChunkReport {
                 tile_set: tile_set.id.clone(),
                 start,
@@ -403,8 +415,8 @@ async fn backfill_chunk(
                 files: usize::from(file.is_some()),
             },
             file,
-        });
-    }
+        })
+        .collect();
     Ok(outcomes)
 }
 

@@ -159,7 +159,8 @@ impl TileStore {
 
     /// Writes sorted tile rows for buckets `[start, end)` of `tile_set` as a
     /// new file and checks what the store holds; the file is live only once
-    /// a commit adds it.
+    /// a commit adds it. The Parquet encoding runs on a blocking thread, so
+    /// several files can be written at once.
     pub async fn write_tile(
         &self,
         tile_set: &str,
@@ -168,7 +169,10 @@ impl TileStore {
         start: Instant,
         end: Instant,
     ) -> Result<TileFile> {
-        let bytes = encode(schema, batches)?;
+        let (schema, rows) = (Arc::clone(schema), batches.to_vec());
+        let bytes = tokio::task::spawn_blocking(move || encode(&schema, &rows))
+            .await
+            .map_err(|e| exec_datafusion_err!("encoding a tile file of {tile_set}: {e}"))??;
         let relative = format!("tiles/{tile_set}/{:032x}.parquet", rand::random::<u128>());
         let path = self.child(&relative);
         let file = TileFile {
