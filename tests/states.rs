@@ -400,21 +400,22 @@ proptest! {
     }
 }
 
-/// One step of a sliding window: `(part, action)` with action 0 push, 1 pop, else emit.
-type Step = (usize, u8);
+/// One step of a sliding window: `(part, action, by)` — action 0 moves the
+/// part's end forward by `by`, 1 its start (past the end: a jump), else a read.
+type Step = (usize, u8, usize);
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
     /// A sliding window's every read equals the result of the items its parts
     /// hold, whether a part is read afresh or through its two stacks: long
-    /// runs of reads of unchanged parts make them build their stacks, pops
-    /// invalidate them.
+    /// runs of reads of unchanged parts make them build their stacks, moving
+    /// starts invalidate them.
     #[test]
     fn sliding_windows_give_the_result_of_their_items(
         rows in proptest::collection::vec(row(), 1..40),
         cuts in proptest::collection::vec(0usize..40, 0..8),
-        steps in proptest::collection::vec((0usize..3, 0u8..5), 0..160),
+        steps in proptest::collection::vec((0usize..3, 0u8..5, 1usize..4), 0..160),
     ) {
         use tessera::aggregates::{BucketSource, Part};
         let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (rows.len() + 1)).collect();
@@ -427,28 +428,27 @@ proptest! {
             let implementation = spec.implementation();
             let mut window = implementation.sliding();
             window.load(&spec.columns(&rows), &buckets, &[]).unwrap();
-            // The model: each part's items (oldest first) and the next one to push.
-            let mut held: [std::collections::VecDeque<usize>; 3] = Default::default();
-            let mut next = [0usize; 3];
+            // The model: the items each part holds.
+            let mut held = [0..0, 0..0, 0..0];
             let mut expected = Vec::new();
-            for &(part, action) in &steps {
+            for &(part, action, by) in &steps {
                 let limit = if part == 1 { buckets.len() } else { rows.len() };
+                let items = &mut held[part];
                 match action {
-                    0 if next[part] < limit => {
-                        window.push(parts[part], next[part]);
-                        held[part].push_back(next[part]);
-                        next[part] += 1;
+                    0 | 1 => {
+                        if action == 0 {
+                            items.end = (items.end + by).min(limit);
+                        } else {
+                            items.start = (items.start + by).min(limit);
+                            items.end = items.end.max(items.start);
+                        }
+                        window.slide(parts[part], items.clone());
                     }
-                    1 if !held[part].is_empty() => {
-                        window.pop(parts[part]);
-                        held[part].pop_front();
-                    }
-                    0 | 1 => {}
                     _ => {
                         window.emit();
                         let mut members: Vec<Row> = Vec::new();
                         for (part, items) in held.iter().enumerate() {
-                            for &item in items {
+                            for item in items.clone() {
                                 let events = match (part, buckets[..].get(item)) {
                                     (1, Some(&BucketSource::Events(start, end))) => start..end,
                                     _ => item..item + 1,

@@ -2,8 +2,8 @@
 //!
 //! The point-in-time sweep hands a kernel every event of a key (sorted by
 //! time) with [`SlidingAggregate::load`], optionally grouped into buckets,
-//! then moves the window's parts over them with `push` / `pop` and asks for
-//! the current value with `emit` once per spine row. Every function slides
+//! then moves the window's parts over them with `slide` and asks for the
+//! current value with `emit` once per spine row. Every function slides
 //! the same way, through its partial state ([`SlidingState`](crate::SlidingState)).
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray};
@@ -55,10 +55,10 @@ pub trait SlidingAggregate: Send + std::any::Any {
     fn bucket_count(&self) -> usize;
     /// Heap bytes of the bucket states the last `load` built (shared ones count once, where built).
     fn bucket_bytes(&self) -> usize;
-    /// Adds item `index` (an event, or a bucket for [`Part::Buckets`]) as the newest of `part`.
-    fn push(&mut self, part: Part, index: usize);
-    /// Removes the oldest item of `part`.
-    fn pop(&mut self, part: Part);
+    /// Makes `part` hold the items `items` (events, or buckets for
+    /// [`Part::Buckets`]). Both bounds only move forward between loads: items
+    /// before the new start leave the part, items up to the new end join it.
+    fn slide(&mut self, part: Part, items: std::ops::Range<usize>);
     /// Appends the window's current result (all parts merged) to the output.
     fn emit(&mut self);
     /// Appends a null (a spine row without a time).

@@ -11,12 +11,13 @@
 //!
 //! [`SlidingState`] slides any such state over one key's events. A window is
 //! made of up to three [`Part`]s — raw events at its tail, bucket states in
-//! its body, raw events at its head — each a FIFO of item indices
-//! ([`WindowPart`]). A part is read in one of two ways, chosen as it goes:
+//! its body, raw events at its head — each a range of consecutive items
+//! (`WindowPart`) that only moves forward. A part is read in one of two
+//! ways, chosen as it goes:
 //!
 //! - *afresh*: its items are folded into a new state (event parts) or handed
 //!   to [`PartialState::merged_result`] as they are (bucket part). No state is
-//!   kept between reads, so pushes and pops cost nothing and sketches are
+//!   kept between reads, so sliding costs nothing and sketches are
 //!   neither cloned nor unioned pairwise. Best when a part is read about as
 //!   often as its items change — training-set spines are usually sparse.
 //! - *two stacks*: the front stack holds cumulative states of the oldest
@@ -25,14 +26,14 @@
 //!   for long windows read many times.
 //!
 //! A part reads afresh until the folds spent that way since its stacks were
-//! last built exceed [`FRESH_BUDGET`] times its size, then builds its stacks
-//! and uses them until a pop invalidates them (ski rental: never more than a
-//! small factor above the cheaper of the two). Merges never subtract, so
-//! floating-point sums do not drift; with bucket states a window holds one
-//! state per bucket rather than per event.
+//! last built exceed `FRESH_BUDGET` times its size, then builds its stacks
+//! and uses them until items folded into the back leave (a ski-rental rule:
+//! reading afresh never costs much more than the stacks would have). Merges
+//! never subtract, so floating-point sums do not drift; with bucket states a
+//! window holds one state per bucket rather than per event.
 
-use std::collections::VecDeque;
 use std::fmt::Debug;
+use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray, BooleanBufferBuilder};
@@ -94,12 +95,12 @@ pub trait StateFactory: Clone + Send + Sync + Debug + 'static {
 /// builds its two stacks (which cost about twice its size to build).
 const FRESH_BUDGET: usize = 2;
 
-/// One part of a window: a FIFO of items (event rows or bucket states), read
-/// afresh or through two stacks (see the module docs).
+/// One part of a window: a FIFO of consecutive items (event rows or bucket
+/// states), read afresh or through two stacks (see the module docs).
 #[derive(Debug, Clone)]
 struct WindowPart<S> {
     /// The part's items, oldest first.
-    items: VecDeque<usize>,
+    items: Range<usize>,
     /// Cumulative states of the oldest `front.len()` items, the oldest on top:
     /// each entry aggregates its item and every newer front item.
     front: Vec<S>,
@@ -121,7 +122,7 @@ enum Reading {
 impl<S: PartialState> WindowPart<S> {
     fn new(empty: S) -> Self {
         Self {
-            items: VecDeque::new(),
+            items: 0..0,
             front: Vec::new(),
             back: empty,
             back_folded: 0,
@@ -129,13 +130,17 @@ impl<S: PartialState> WindowPart<S> {
         }
     }
 
-    fn pop(&mut self, empty: impl FnOnce() -> S) {
-        self.items.pop_front();
-        if self.front.pop().is_none() && self.back_folded > 0 {
-            // The oldest item was folded into the back: that state is stale.
+    /// Moves the part to `items`, dropping the states of the items that left.
+    fn slide(&mut self, items: Range<usize>, empty: impl FnOnce() -> S) {
+        let leaving = items.start.saturating_sub(self.items.start);
+        let from_front = leaving.min(self.front.len());
+        self.front.truncate(self.front.len() - from_front);
+        if leaving > from_front && self.back_folded > 0 {
+            // Items folded into the back left: that state is stale.
             self.back = empty();
             self.back_folded = 0;
         }
+        self.items = items;
     }
 
     fn stacks_built(&self) -> bool {
@@ -161,8 +166,8 @@ impl<S: PartialState> WindowPart<S> {
             }
             self.build_front(items, part, &empty)?;
         }
-        for position in self.front.len() + self.back_folded..len {
-            items.fold(part, &mut self.back, self.items[position])?;
+        for item in self.items.start + self.front.len() + self.back_folded..self.items.end {
+            items.fold(part, &mut self.back, item)?;
             self.back_folded += 1;
         }
         Ok(Reading::Stacks)
@@ -177,7 +182,7 @@ impl<S: PartialState> WindowPart<S> {
     ) -> Result<()> {
         let mut running = empty();
         let mut front = Vec::with_capacity(self.items.len());
-        for &item in self.items.iter().rev() {
+        for item in self.items.clone().rev() {
             items.fold(part, &mut running, item)?;
             front.push(running.clone());
         }
@@ -276,7 +281,7 @@ impl<F: StateFactory> SlidingState<F> {
         for ((part, window_part), reading) in PARTS.iter().zip(&self.parts).zip(&readings) {
             if *reading == Reading::Afresh && *part != Part::Buckets {
                 let state = fresh_events.get_or_insert_with(|| factory.empty());
-                for &item in &window_part.items {
+                for item in window_part.items.clone() {
                     items.fold(*part, state, item)?;
                 }
             }
@@ -286,12 +291,7 @@ impl<F: StateFactory> SlidingState<F> {
             match reading {
                 Reading::Stacks => states.extend(window_part.stack_states()),
                 Reading::Afresh if *part == Part::Buckets => {
-                    states.extend(
-                        window_part
-                            .items
-                            .iter()
-                            .map(|&bucket| &items.buckets[bucket]),
-                    );
+                    states.extend(&items.buckets[window_part.items.clone()]);
                 }
                 Reading::Afresh | Reading::Empty => {}
             }
@@ -415,13 +415,9 @@ impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
         self.bucket_bytes
     }
 
-    fn push(&mut self, part: Part, index: usize) {
-        self.parts[part as usize].items.push_back(index);
-    }
-
-    fn pop(&mut self, part: Part) {
+    fn slide(&mut self, part: Part, items: Range<usize>) {
         let factory = &self.factory;
-        self.parts[part as usize].pop(|| factory.empty());
+        self.parts[part as usize].slide(items, || factory.empty());
     }
 
     fn emit(&mut self) {

@@ -455,20 +455,11 @@ impl PartCursor {
         range: EventRange,
     ) {
         if let Some(start) = range.start {
-            while self.oldest < self.next && times[self.oldest] < start {
-                aggregate.pop(part);
-                self.oldest += 1;
-            }
-            if self.oldest == self.next {
-                // Nothing is in the part: skip the items before it without touching the state.
-                self.next += times[self.next..].partition_point(|&ts| ts < start);
-                self.oldest = self.next;
-            }
+            self.oldest += times[self.oldest..].partition_point(|&ts| ts < start);
+            self.next = self.next.max(self.oldest);
         }
-        while self.next < times.len() && times[self.next] < range.end {
-            aggregate.push(part, self.next);
-            self.next += 1;
-        }
+        self.next += times[self.next..].partition_point(|&ts| ts < range.end);
+        aggregate.slide(part, self.oldest..self.next);
     }
 }
 
