@@ -10,10 +10,11 @@
 //! plan scans and filters the source, projects every column they read, and
 //! sorts by key and time (DataFusion's sort spills under a memory limit), and
 //! the sorted stream is folded run by run — one run per key and bucket —
-//! into the state rows of every one of those tile sets at once, holding at
-//! most one batch and one run at a time. Each chunk becomes one file per
-//! tile set, written and checked before the next chunk starts; only after
-//! every file is written does one commit make all of them live, replacing
+//! into the state rows of every one of those tile sets at once, one batch
+//! and one run at a time. Each chunk becomes one file per tile set, encoded
+//! and written at once and checked, while DataFusion already sorts the next
+//! chunk (so the fold and the sort overlap); only after every file is
+//! written does one commit make all of them live, replacing
 //! whatever covered those ranges before. A failure anywhere leaves
 //! the store as it was, apart from unreferenced files that vacuum removes.
 
@@ -26,8 +27,9 @@ use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::provider_as_source;
-use datafusion::execution::SessionState;
+use datafusion::execution::{SendableRecordBatchStream, SessionState};
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, col, lit};
+use datafusion::physical_plan::stream::RecordBatchReceiverStream;
 use futures::StreamExt;
 use tessera_aggregates::AggregateImplementation;
 use tessera_definitions::FeatureName;
@@ -245,8 +247,19 @@ pub async fn run_backfill(
     };
     let mut files: Vec<TileFile> = Vec::new();
     for group in shared_reads(&plan.tile_sets)? {
-        for &(start, end) in &group.tile_sets[0].chunks {
-            for chunk in backfill_chunk(state, store, &group, start, end).await? {
+        let chunks = &group.tile_sets[0].chunks;
+        let mut next = match chunks.first() {
+            Some(&(start, end)) => Some(read_ahead(state, &group, start, end).await?),
+            None => None,
+        };
+        for (i, &(start, end)) in chunks.iter().enumerate() {
+            let Some(events) = next.take() else {
+                return datafusion::common::internal_err!("backfill chunk {i} was not read");
+            };
+            if let Some(&(start, end)) = chunks.get(i + 1) {
+                next = Some(read_ahead(state, &group, start, end).await?);
+            }
+            for chunk in backfill_chunk(store, &group, events, start, end).await? {
                 report.events += chunk.report.events;
                 report.tile_rows += chunk.report.tile_rows;
                 report.bytes += chunk.report.bytes;
@@ -356,19 +369,46 @@ fn shared_reads(tile_sets: &[PlannedTileSet]) -> Result<Vec<SharedRead<'_>>> {
     Ok(groups.into_iter().map(|(_, group)| group).collect())
 }
 
-/// Scans and sorts one chunk of events once and folds it into a file per
-/// tile set of `group`. The chunk's events are reported with the first tile
-/// set (they are read once).
-async fn backfill_chunk(
+/// Starts scanning, filtering and sorting one chunk of `group`'s events on
+/// DataFusion's threads, so that it sorts while the chunk before it is folded
+/// and written. Dropping the stream stops the work.
+async fn read_ahead(
     state: &SessionState,
+    group: &SharedRead<'_>,
+    start: Instant,
+    end: Instant,
+) -> Result<SendableRecordBatchStream> {
+    let plan = chunk_plan(
+        &group.tile_sets[0].feature,
+        &group.columns,
+        start,
+        end,
+        true,
+    )?;
+    let mut events = DataFrame::new(state.clone(), plan).execute_stream().await?;
+    let mut builder = RecordBatchReceiverStream::builder(events.schema(), 2);
+    let sender = builder.tx();
+    builder.spawn(async move {
+        while let Some(batch) = events.next().await {
+            if sender.send(batch).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    });
+    Ok(builder.build())
+}
+
+/// Folds one chunk's sorted events (read once) into a file per tile set of
+/// `group`. The chunk's events are reported with the first tile set.
+async fn backfill_chunk(
     store: &TileStore,
     group: &SharedRead<'_>,
+    mut events: SendableRecordBatchStream,
     start: Instant,
     end: Instant,
 ) -> Result<Vec<ChunkOutcome>> {
     let first = group.tile_sets[0];
-    let plan = chunk_plan(&first.feature, &group.columns, start, end, true)?;
-    let mut stream = DataFrame::new(state.clone(), plan).execute_stream().await?;
     let features: Vec<(&BoundFeature, &[usize])> = group
         .tile_sets
         .iter()
@@ -376,7 +416,7 @@ async fn backfill_chunk(
         .map(|(t, positions)| (&t.feature, positions.as_slice()))
         .collect();
     let mut builder = TileRowBuilder::try_new(&features, first.grid)?;
-    while let Some(batch) = stream.next().await {
+    while let Some(batch) = events.next().await {
         builder.push(batch?)?;
     }
     let (outputs, events) = builder.finish()?;
