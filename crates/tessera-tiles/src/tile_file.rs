@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{Result, exec_datafusion_err};
 use datafusion::parquet::arrow::ArrowWriter;
@@ -35,12 +35,12 @@ pub(crate) fn encode(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<
     Ok(bytes)
 }
 
-/// Page statistics for the key and bucket columns only (readers prune by
-/// those); LZ4 for the state columns, without dictionaries for binary ones:
-/// sketch images are nearly all distinct, so a dictionary costs encoding
-/// time, while LZ4 shrinks their repeated headers and small integers cheaply.
-/// On the medium benchmark's year this encoded 20% faster than dictionaries
-/// everywhere and wrote 25% fewer bytes.
+/// Dictionaries and page statistics for the key and bucket columns only
+/// (readers prune by those); the state columns — numbers and sketch images,
+/// mostly distinct — are LZ4-compressed instead, which shrinks their repeated
+/// headers and small integers at a fraction of a dictionary's encoding cost.
+/// With dictionaries everywhere the medium benchmark's backfill took 40 s
+/// and wrote 1.04 GB; like this, 30 s and 0.90 GB (single runs).
 fn writer_properties(schema: &SchemaRef) -> WriterProperties {
     let mut builder = WriterProperties::builder()
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -48,14 +48,13 @@ fn writer_properties(schema: &SchemaRef) -> WriterProperties {
     let mut leading = true;
     for field in schema.fields() {
         let column = ColumnPath::from(field.name().as_str());
-        if leading {
-            builder = builder.set_column_statistics_enabled(column, EnabledStatistics::Page);
+        builder = if leading {
+            builder.set_column_statistics_enabled(column, EnabledStatistics::Page)
         } else {
-            if matches!(field.data_type(), DataType::Binary | DataType::LargeBinary) {
-                builder = builder.set_column_dictionary_enabled(column.clone(), false);
-            }
-            builder = builder.set_column_compression(column, Compression::LZ4_RAW);
-        }
+            builder
+                .set_column_dictionary_enabled(column.clone(), false)
+                .set_column_compression(column, Compression::LZ4_RAW)
+        };
         leading &= field.name() != BUCKET_START_COLUMN;
     }
     builder.build()
