@@ -419,7 +419,7 @@ async fn backfill_chunk(
     while let Some(batch) = events.next().await {
         builder.push(batch?)?;
     }
-    let (outputs, events) = builder.finish()?;
+    let (outputs, events_read) = builder.finish()?;
     // One file per tile set, encoded and written at once; nothing is live
     // before the commit, so their order does not matter.
     let writes =
@@ -449,7 +449,7 @@ async fn backfill_chunk(
                 tile_set: tile_set.id.clone(),
                 start,
                 end,
-                events: if i == 0 { events } else { 0 },
+                events: if i == 0 { events_read } else { 0 },
                 tile_rows,
                 bytes: file.as_ref().map_or(0, |f| f.size),
                 files: usize::from(file.is_some()),
