@@ -220,14 +220,14 @@ fn chunks(
 pub async fn estimate_events(state: &SessionState, plan: &BackfillPlan) -> Result<Vec<u64>> {
     let mut counts = Vec::with_capacity(plan.tile_sets.len());
     for tile_set in &plan.tile_sets {
-        let feature = &tile_set.feature;
-        let arguments = feature_columns(
-            feature,
-            &feature.definition.timestamp,
-            &feature.source_schema,
-        )?;
         let (start, end) = tile_set.range;
-        let events = chunk_plan(feature, &arguments, start, end, false)?;
+        let events = chunk_plan(
+            &tile_set.feature,
+            &argument_columns(&tile_set.feature)?,
+            start,
+            end,
+            false,
+        )?;
         counts.push(DataFrame::new(state.clone(), events).count().await? as u64);
     }
     Ok(counts)
@@ -343,6 +343,15 @@ impl<'a> SharedRead<'a> {
     }
 }
 
+/// The columns a feature's aggregation reads from its source's events.
+fn argument_columns(feature: &BoundFeature) -> Result<Vec<Expr>> {
+    feature_columns(
+        feature,
+        &feature.definition.timestamp,
+        &feature.source_schema,
+    )
+}
+
 /// The planned tile sets grouped by the events they read.
 fn shared_reads(tile_sets: &[PlannedTileSet]) -> Result<Vec<SharedRead<'_>>> {
     let mut groups: Vec<(String, SharedRead<'_>)> = Vec::new();
@@ -352,12 +361,7 @@ fn shared_reads(tile_sets: &[PlannedTileSet]) -> Result<Vec<SharedRead<'_>>> {
             ..tile_set.description.series.clone()
         }
         .id();
-        let feature = &tile_set.feature;
-        let arguments = feature_columns(
-            feature,
-            &feature.definition.timestamp,
-            &feature.source_schema,
-        )?;
+        let arguments = argument_columns(&tile_set.feature)?;
         match groups
             .iter_mut()
             .find(|(e, group)| *e == events && group.tile_sets[0].chunks == tile_set.chunks)
