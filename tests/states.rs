@@ -400,10 +400,6 @@ proptest! {
     }
 }
 
-/// One step of a sliding window: `(part, action, by)` — action 0 moves the
-/// part's end forward by `by`, 1 its start (past the end: a jump), else a read.
-type Step = (usize, u8, usize);
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
@@ -415,6 +411,8 @@ proptest! {
     fn sliding_windows_give_the_result_of_their_items(
         rows in proptest::collection::vec(row(), 1..40),
         cuts in proptest::collection::vec(0usize..40, 0..8),
+        // Steps `(part, action, by)`: action 0 moves the part's end forward by
+        // `by`, 1 its start (past the end: a jump), anything else reads.
         steps in proptest::collection::vec((0usize..3, 0u8..5, 1usize..4), 0..160),
     ) {
         use tessera::aggregates::{BucketSource, Part};

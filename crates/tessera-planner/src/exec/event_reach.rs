@@ -109,13 +109,16 @@ impl Keep {
             .iter()
             .map(|&i| Arc::clone(batch.column(i)))
             .collect();
-        let rows = keys.key_rows(&columns)?;
+        let batch_keys = keys.batch_keys(&columns)?;
         Ok(times
             .iter()
             .enumerate()
             .map(|(i, t)| {
                 Some(t.is_some_and(|t| {
-                    self.keeps(t) && keys.get(rows.row(i), 0).is_some_and(|raw| raw.contains(t))
+                    self.keeps(t)
+                        && keys
+                            .get(&batch_keys, i, 0)
+                            .is_some_and(|raw| raw.contains(t))
                 }))
             })
             .collect())

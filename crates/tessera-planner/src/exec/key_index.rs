@@ -6,11 +6,19 @@
 //! buckets it reads from tiles). The index computes those unions once, when
 //! the spine has been read, in several *slots* at once (one per tile set of a
 //! stage), so one pass over the spine serves every consumer of a stage.
+//!
+//! It is asked once per event and per run of tile rows — tens of millions of
+//! times in a large query — so its layout is built for lookups: keys map to
+//! a dense number (a single integer key column by value, anything else by its
+//! row encoding), and every key's ranges lie in one shared vector, slot after
+//! slot, so a lookup touches the hash table and one contiguous slice.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
-use datafusion::arrow::row::{Row, RowConverter, SortField};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::{HashMap, Result, exec_err};
 use tessera_time::TimeRanges;
 
@@ -19,13 +27,73 @@ use super::time::to_micros;
 /// Ranges gathered for one key and slot, not yet merged.
 type RangeList = Vec<(i64, i64)>;
 
-/// Per spine key (row-encoded), one union of time ranges per slot.
+/// Per spine key, one union of time ranges per slot.
 #[derive(Debug)]
 pub(crate) struct KeyIndex {
-    converter: RowConverter,
-    ranges: HashMap<Box<[u8]>, Vec<TimeRanges>>,
+    keys: KeyMap,
+    slots: usize,
+    /// Where key `k`'s ranges in slot `s` start in `ranges` (entry `k * slots + s`);
+    /// the next entry is where they end.
+    offsets: Vec<usize>,
+    ranges: Vec<(i64, i64)>,
     /// Per slot, the earliest start and latest end over every key.
     extents: Vec<Option<(i64, i64)>>,
+}
+
+/// How key values find their number in the index.
+#[derive(Debug)]
+enum KeyMap {
+    /// One integer key column, looked up by its value as `i64`.
+    Integer(HashMap<i64, usize>),
+    /// Any other keys, looked up by their row encoding.
+    Rows {
+        converter: RowConverter,
+        numbers: HashMap<Box<[u8]>, usize>,
+    },
+}
+
+/// Key columns of one batch, encoded for lookups in a [`KeyIndex`].
+pub(crate) enum BatchKeys {
+    Integer(Int64Array),
+    Rows(Rows),
+}
+
+/// The ranges of one key in one slot, ascending and disjoint.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyRanges<'a>(&'a [(i64, i64)]);
+
+impl KeyRanges<'_> {
+    /// Whether `t` lies in one of the ranges.
+    pub(crate) fn contains(&self, t: i64) -> bool {
+        let at = self.0.partition_point(|&(_, end)| end <= t);
+        self.0.get(at).is_some_and(|&(start, _)| start <= t)
+    }
+}
+
+impl BatchKeys {
+    /// Whether rows `a` and `b` have the same key (null keys never match anything).
+    pub(crate) fn same_key(&self, a: usize, b: usize) -> bool {
+        match self {
+            BatchKeys::Integer(values) => {
+                values.is_valid(a) && values.is_valid(b) && values.value(a) == values.value(b)
+            }
+            BatchKeys::Rows(rows) => rows.row(a) == rows.row(b),
+        }
+    }
+}
+
+/// Whether keys of these types are indexed by integer value.
+fn integer_keys(types: &[DataType]) -> bool {
+    matches!(
+        types,
+        [DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32]
+    )
 }
 
 impl KeyIndex {
@@ -39,66 +107,70 @@ impl KeyIndex {
         slots: usize,
         ranges_at: impl Fn(i64, &mut [RangeList]),
     ) -> Result<Self> {
-        let Some(first) = spine.first() else {
-            return Ok(Self {
-                converter: RowConverter::new(Vec::new())?,
-                ranges: HashMap::default(),
-                extents: vec![None; slots],
-            });
+        let types = match spine.first() {
+            Some(first) => spine_keys
+                .iter()
+                .map(|k| Ok(spine_column(first, k)?.data_type().clone()))
+                .collect::<Result<Vec<_>>>()?,
+            None => Vec::new(),
         };
-        let fields = spine_keys
-            .iter()
-            .map(|k| Ok(SortField::new(spine_column(first, k)?.data_type().clone())))
-            .collect::<Result<Vec<_>>>()?;
-        let converter = RowConverter::new(fields)?;
-        let mut parts: HashMap<Box<[u8]>, Vec<RangeList>> = HashMap::default();
+        let mut keys = if integer_keys(&types) {
+            KeyMap::Integer(HashMap::default())
+        } else {
+            KeyMap::Rows {
+                converter: RowConverter::new(types.into_iter().map(SortField::new).collect())?,
+                numbers: HashMap::default(),
+            }
+        };
+        let mut lists: Vec<Vec<RangeList>> = Vec::new();
         for batch in spine {
-            let keys = spine_keys
+            let columns = spine_keys
                 .iter()
                 .map(|k| spine_column(batch, k))
                 .collect::<Result<Vec<_>>>()?;
+            let batch_keys = keys.encode(&columns)?;
             let times = to_micros(&spine_column(batch, time_column)?)?;
-            let rows = converter.convert_columns(&keys)?;
             for (i, t) in times.iter().enumerate() {
                 // A null key matches no event or tile row; a null time sees nothing.
-                let Some(t) = t.filter(|_| keys.iter().all(|k| k.is_valid(i))) else {
+                let Some(t) = t.filter(|_| columns.iter().all(|k| k.is_valid(i))) else {
                     continue;
                 };
-                let key = rows.row(i);
-                let lists = match parts.get_mut(key.as_ref()) {
-                    Some(lists) => lists,
-                    None => parts
-                        .entry(key.as_ref().into())
-                        .or_insert_with(|| vec![Vec::new(); slots]),
-                };
-                ranges_at(t, lists);
+                let number = keys.number_or_insert(&batch_keys, i, lists.len());
+                if number == lists.len() {
+                    lists.push(vec![Vec::new(); slots]);
+                }
+                ranges_at(t, &mut lists[number]);
             }
         }
-        let ranges: HashMap<Box<[u8]>, Vec<TimeRanges>> = parts
-            .into_iter()
-            .map(|(key, lists)| {
-                (
-                    key,
-                    lists.into_iter().map(TimeRanges::from_unsorted).collect(),
-                )
-            })
-            .collect();
-        let mut extents = vec![None; slots];
-        for slots in ranges.values() {
-            for (extent, ranges) in extents.iter_mut().zip(slots) {
-                if let (Some(first), Some(last)) = (ranges.ranges().first(), ranges.ranges().last())
+        Ok(Self::from_lists(keys, slots, lists))
+    }
+
+    /// Lays the merged ranges of every key and slot out one after another.
+    fn from_lists(keys: KeyMap, slots: usize, lists: Vec<Vec<RangeList>>) -> Self {
+        let mut offsets = Vec::with_capacity(lists.len() * slots + 1);
+        let mut ranges = Vec::new();
+        let mut extents: Vec<Option<(i64, i64)>> = vec![None; slots];
+        for key_lists in lists {
+            for (list, extent) in key_lists.into_iter().zip(&mut extents) {
+                offsets.push(ranges.len());
+                let merged = TimeRanges::from_unsorted(list);
+                if let (Some(first), Some(last)) = (merged.ranges().first(), merged.ranges().last())
                 {
                     let (start, end) = extent.get_or_insert((first.0, last.1));
                     *start = (*start).min(first.0);
                     *end = (*end).max(last.1);
                 }
+                ranges.extend_from_slice(merged.ranges());
             }
         }
-        Ok(Self {
-            converter,
+        offsets.push(ranges.len());
+        Self {
+            keys,
+            slots,
+            offsets,
             ranges,
             extents,
-        })
+        }
     }
 
     /// Whether some key's ranges in `slot` meet `ranges`.
@@ -106,14 +178,70 @@ impl KeyIndex {
         self.extents[slot].is_some_and(|(start, end)| !ranges.clip(start, end).is_empty())
     }
 
-    /// Encodes key columns (of the spine's key types) as rows to look up.
-    pub(crate) fn key_rows(&self, columns: &[ArrayRef]) -> Result<datafusion::arrow::row::Rows> {
-        Ok(self.converter.convert_columns(columns)?)
+    /// Encodes key columns (of the spine's key types) for [`Self::get`].
+    pub(crate) fn batch_keys(&self, columns: &[ArrayRef]) -> Result<BatchKeys> {
+        self.keys.encode(columns)
     }
 
-    /// The ranges of `key` in `slot`, or `None` when no spine row has that key.
-    pub(crate) fn get(&self, key: Row<'_>, slot: usize) -> Option<&TimeRanges> {
-        self.ranges.get(key.as_ref()).map(|slots| &slots[slot])
+    /// The ranges in `slot` of the key of row `row` of `keys`, or `None` when
+    /// no spine row has that key.
+    pub(crate) fn get(&self, keys: &BatchKeys, row: usize, slot: usize) -> Option<KeyRanges<'_>> {
+        let number = self.keys.number(keys, row)?;
+        let at = number * self.slots + slot;
+        Some(KeyRanges(
+            &self.ranges[self.offsets[at]..self.offsets[at + 1]],
+        ))
+    }
+}
+
+impl KeyMap {
+    fn encode(&self, columns: &[ArrayRef]) -> Result<BatchKeys> {
+        match self {
+            KeyMap::Integer(_) => match columns {
+                [column] => Ok(BatchKeys::Integer(
+                    cast(column, &DataType::Int64)?
+                        .as_primitive::<Int64Type>()
+                        .clone(),
+                )),
+                _ => exec_err!(
+                    "an integer key index takes one key column, got {}",
+                    columns.len()
+                ),
+            },
+            KeyMap::Rows { converter, .. } => {
+                Ok(BatchKeys::Rows(converter.convert_columns(columns)?))
+            }
+        }
+    }
+
+    fn number(&self, keys: &BatchKeys, row: usize) -> Option<usize> {
+        match (self, keys) {
+            (KeyMap::Integer(numbers), BatchKeys::Integer(values)) => values
+                .is_valid(row)
+                .then(|| numbers.get(&values.value(row)).copied())
+                .flatten(),
+            (KeyMap::Rows { numbers, .. }, BatchKeys::Rows(rows)) => {
+                numbers.get(rows.row(row).as_ref()).copied()
+            }
+            _ => None,
+        }
+    }
+
+    /// The number of row `row`'s (non-null) key, given `next` when it is new.
+    fn number_or_insert(&mut self, keys: &BatchKeys, row: usize, next: usize) -> usize {
+        match (self, keys) {
+            (KeyMap::Integer(numbers), BatchKeys::Integer(values)) => {
+                *numbers.entry(values.value(row)).or_insert(next)
+            }
+            (KeyMap::Rows { numbers, .. }, BatchKeys::Rows(rows)) => {
+                let key = rows.row(row);
+                match numbers.get(key.as_ref()) {
+                    Some(&number) => number,
+                    None => *numbers.entry(key.as_ref().into()).or_insert(next),
+                }
+            }
+            _ => next,
+        }
     }
 }
 

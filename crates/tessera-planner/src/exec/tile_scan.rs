@@ -339,14 +339,14 @@ impl FileReader {
         index: &KeyIndex,
     ) -> Result<RecordBatch> {
         let keys = self.files.key_count();
-        let rows = index.key_rows(&batch.columns()[..keys])?;
+        let batch_keys = index.batch_keys(&batch.columns()[..keys])?;
         let buckets = batch.column(keys).as_primitive::<Int64Type>();
         // Files hold each key's rows together: look a key up once per run.
         let mut read = None;
         let keep: BooleanArray = (0..batch.num_rows())
             .map(|i| {
-                if i == 0 || rows.row(i) != rows.row(i - 1) {
-                    read = index.get(rows.row(i), self.slot);
+                if i == 0 || !batch_keys.same_key(i, i - 1) {
+                    read = index.get(&batch_keys, i, self.slot);
                 }
                 let bucket = buckets.value(i);
                 Some(read.is_some_and(|read| read.contains(bucket)) && file.valid.contains(bucket))
