@@ -25,7 +25,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::stream::BoxStream;
 use tessera::planner::{
     BackfillReport, BackfillRequest, CoverageFallback, NoProgress, TileStore, plan_backfill,
-    run_backfill,
+    run_backfill, vacuum_aggregations,
 };
 use tessera::tiles::Snapshot;
 use tessera::time::parse_instant;
@@ -730,6 +730,71 @@ async fn s3_round_trip() {
     let report = store.vacuum(Vec::new(), Duration::ZERO).await.unwrap();
     assert!(!report.deleted_files.is_empty());
     assert_eq!(training_set(&ctx, tile_options(&url)).await.unwrap(), raw);
+}
+
+/// A vacuum's dry run reports what the vacuum then does — the ranges it
+/// expires, the files it deletes, the tile sets it leaves without a bucket —
+/// and changes nothing.
+#[tokio::test]
+async fn vacuum_dry_run_reports_what_vacuum_does_and_changes_nothing() {
+    let ctx = session().await;
+    let store = TileStore::open("memory://tiles-vacuum-dry-run").unwrap();
+    backfill(&ctx, &store, LOWER, "2025-02-01T00:00:00Z")
+        .await
+        .unwrap();
+    // Replaces the first backfill's last chunk: its file is left unreferenced.
+    backfill(&ctx, &store, "2025-01-20T00:00:00Z", UPPER)
+        .await
+        .unwrap();
+    let before = store.snapshot().await.unwrap();
+    let amount = before
+        .tile_sets
+        .iter()
+        .find(|(_, state)| state.description.features == ["user.amount"])
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    // A year later, nothing of user.amount's 7d retention is needed;
+    // user.merchants reads an unbounded window and keeps everything.
+    let horizon = parse_instant("2026-01-01T00:00:00Z").unwrap();
+    let state = ctx.state();
+    let dry = vacuum_aggregations(&state, &store, horizon, Duration::ZERO, true)
+        .await
+        .unwrap();
+    assert_eq!(store.snapshot().await.unwrap(), before);
+    assert_consistent(&store).await;
+    assert_eq!(dry.expire_version, None);
+    assert_eq!(dry.emptied, std::slice::from_ref(&amount));
+    let expired: Vec<&str> = dry.expired.iter().map(|r| r.tile_set.as_str()).collect();
+    assert_eq!(expired, [amount.as_str()]);
+    let amount_files = before.tile_sets[&amount].files.len();
+    assert!(
+        dry.deleted_files.len() > amount_files,
+        "{:?}",
+        dry.deleted_files
+    );
+
+    let done = vacuum_aggregations(&state, &store, horizon, Duration::ZERO, false)
+        .await
+        .unwrap();
+    assert_eq!(done.expire_version, Some(before.version + 1));
+    assert_eq!(
+        (&done.expired, &done.emptied, done.deleted_bytes),
+        (&dry.expired, &dry.emptied, dry.deleted_bytes)
+    );
+    let sorted = |mut files: Vec<String>| {
+        files.sort();
+        files
+    };
+    assert_eq!(sorted(done.deleted_files), sorted(dry.deleted_files));
+    let after = assert_consistent(&store).await;
+    assert!(after.coverage(&amount).is_empty());
+    assert_eq!(
+        training_set(&ctx, TesseraOptions::default())
+            .await
+            .unwrap()
+            .num_rows(),
+        400
+    );
 }
 
 mod identity {

@@ -18,7 +18,8 @@ use tessera::planner::{
     TileStore, estimate_events, list_aggregations, plan_backfill, run_backfill,
     vacuum_aggregations,
 };
-use tessera::time::{Duration, format_instant, parse_instant};
+use tessera::tiles::VacuumReport;
+use tessera::time::{Duration, Instant, format_instant, parse_instant};
 
 /// Where the definitions and tiles are.
 #[derive(Debug, Args)]
@@ -70,6 +71,9 @@ pub enum AggregateCommand {
         /// Keep unreferenced files younger than this (they may be a running backfill's), e.g. 1h.
         #[arg(long = "grace", default_value = "1h")]
         grace: String,
+        /// Print what would be expired and deleted, changing nothing.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -111,6 +115,7 @@ pub async fn run(ctx: &SessionContext, command: AggregateCommand) -> Result<()> 
         AggregateCommand::Vacuum {
             horizon,
             grace,
+            dry_run,
             store,
         } => {
             let store = prepare(ctx, &store).await?;
@@ -120,23 +125,41 @@ pub async fn run(ctx: &SessionContext, command: AggregateCommand) -> Result<()> 
             };
             let grace =
                 std::time::Duration::from_micros(duration("--grace", &grace)?.micros() as u64);
-            let report = vacuum_aggregations(&ctx.state(), &store, horizon, grace).await?;
-            println!(
-                "expired {} range(s) (commit {}), deleted {} file(s) ({} bytes), kept {} recent unreferenced file(s)",
-                report.expired.len(),
-                report
-                    .expire_version
-                    .map_or("none".to_string(), |v| v.to_string()),
-                report.deleted_files.len(),
-                report.deleted_bytes,
-                report.kept_recent
-            );
+            let report = vacuum_aggregations(&ctx.state(), &store, horizon, grace, dry_run).await?;
+            print_vacuum(&report, horizon, dry_run);
             Ok(())
         }
     }
 }
 
 /// Runs the definitions and opens the store.
+/// Prints what a vacuum did (or, on a dry run, would do), warning about the
+/// tile sets it leaves without any bucket.
+fn print_vacuum(report: &VacuumReport, horizon: Instant, dry_run: bool) {
+    let (expire, delete) = if dry_run {
+        ("dry run: would expire", "would delete")
+    } else {
+        ("expired", "deleted")
+    };
+    println!(
+        "{expire} {} range(s) (commit {}), {delete} {} file(s) ({} bytes), kept {} recent unreferenced file(s)",
+        report.expired.len(),
+        report
+            .expire_version
+            .map_or("none".to_string(), |v| v.to_string()),
+        report.deleted_files.len(),
+        report.deleted_bytes,
+        report.kept_recent
+    );
+    let covers = if dry_run { "would cover" } else { "covers" };
+    for tile_set in &report.emptied {
+        eprintln!(
+            "warning: tile set {tile_set} {covers} no bucket after this vacuum: no query at or after --horizon {} needs its buckets under its features' retention; to keep history for training sets, vacuum with an earlier --horizon",
+            format_instant(horizon)
+        );
+    }
+}
+
 async fn prepare(ctx: &SessionContext, args: &StoreArgs) -> Result<TileStore> {
     if let Some(path) = &args.definitions {
         let text = std::fs::read_to_string(path).map_err(|e| {

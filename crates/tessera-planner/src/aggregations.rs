@@ -131,12 +131,14 @@ pub async fn list_aggregations(state: &SessionState, store: &TileStore) -> Resul
 /// Expires, in every tile set a session feature reads with a bounded
 /// retention `r`, the buckets no query at or after `horizon` can need
 /// (those before `floor_b(horizon - r)`), then deletes unreferenced files
-/// older than `grace`.
+/// older than `grace` — or, with `dry_run`, reports what that would do and
+/// changes nothing.
 pub async fn vacuum_aggregations(
     state: &SessionState,
     store: &TileStore,
     horizon: Instant,
     grace: std::time::Duration,
+    dry_run: bool,
 ) -> Result<VacuumReport> {
     let dependents = dependents(state)?;
     let snapshot = store.snapshot().await?;
@@ -153,5 +155,9 @@ pub async fn vacuum_aggregations(
             end: before,
         });
     }
-    store.vacuum(expire, grace).await
+    if dry_run {
+        store.vacuum_dry_run(expire, grace).await
+    } else {
+        store.vacuum(expire, grace).await
+    }
 }

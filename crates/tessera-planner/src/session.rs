@@ -161,7 +161,7 @@ pub async fn execute_statement(
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_micros() as i64);
-            let report = vacuum_aggregations(&state, &store, now, VACUUM_GRACE).await?;
+            let report = vacuum_aggregations(&state, &store, now, VACUUM_GRACE, false).await?;
             ctx.read_batch(vacuum_table(&report)?)
         }
         TesseraStatement::DataFusion(statement) => {

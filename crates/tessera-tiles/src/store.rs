@@ -7,7 +7,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{DataFusionError, Result, exec_datafusion_err, exec_err};
 use datafusion::object_store::path::Path;
-use datafusion::object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use datafusion::object_store::{
+    ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+};
 use futures::{StreamExt, TryStreamExt};
 use tessera_time::{Instant, format_instant};
 
@@ -57,6 +59,10 @@ pub struct VacuumReport {
     /// Unreferenced files kept because they are younger than the grace period
     /// (they may belong to a backfill still running).
     pub kept_recent: usize,
+    /// Tile sets that covered some bucket before and cover none after: every
+    /// query reading them needs a new backfill (or raw events) — usually a
+    /// horizon later than the history meant to be kept.
+    pub emptied: Vec<String>,
 }
 
 impl TileStore {
@@ -338,56 +344,125 @@ impl TileStore {
         expire: Vec<RangeChange>,
         grace: std::time::Duration,
     ) -> Result<VacuumReport> {
+        let before = self.snapshot().await?;
+        let expire = expiring(&before, expire);
         let mut report = VacuumReport::default();
-        let snapshot = self.snapshot().await?;
-        let expire: Vec<RangeChange> = expire
-            .into_iter()
-            .filter(|range| {
-                snapshot.tile_set(&range.tile_set).is_some_and(|state| {
-                    !state.coverage.clip(range.start, range.end).is_empty()
-                        || state
-                            .files
-                            .iter()
-                            .any(|f| !f.valid.clip(range.start, range.end).is_empty())
-                })
-            })
-            .collect();
         if !expire.is_empty() {
             let request = CommitRequest {
                 operation: "vacuum: expire by retention".to_string(),
                 expire: expire.clone(),
                 ..CommitRequest::default()
             };
-            let commit = self.commit(request, snapshot.version).await?;
+            let commit = self.commit(request, before.version).await?;
             report.expire_version = Some(commit.version);
-            report.expired = expire;
         }
-        let snapshot = self.snapshot().await?;
+        let after = self.snapshot().await?;
+        report.emptied = emptied(&before, &after);
+        report.expired = expire;
+        let (deletable, kept_recent) = self.unreferenced(&after, grace).await?;
+        report.kept_recent = kept_recent;
+        for object in deletable {
+            self.store.delete(&object.location).await?;
+            report.deleted_bytes += object.size;
+            report
+                .deleted_files
+                .push(relative_to(&self.root, &object.location));
+        }
+        Ok(report)
+    }
+
+    /// What [`Self::vacuum`] would do now, changing nothing: the ranges it
+    /// would expire, the tile sets it would leave empty and the files it
+    /// would delete (`expire_version` stays `None`).
+    pub async fn vacuum_dry_run(
+        &self,
+        expire: Vec<RangeChange>,
+        grace: std::time::Duration,
+    ) -> Result<VacuumReport> {
+        let before = self.snapshot().await?;
+        let expire = expiring(&before, expire);
+        let mut after = before.clone();
+        after.apply(&Commit {
+            version: before.version + 1,
+            commit_id: "dry run".to_string(),
+            committed_at: String::new(),
+            operation: "vacuum: expire by retention (dry run)".to_string(),
+            tile_sets: Vec::new(),
+            replace: Vec::new(),
+            add: Vec::new(),
+            expire: expire.clone(),
+        });
+        let (deletable, kept_recent) = self.unreferenced(&after, grace).await?;
+        Ok(VacuumReport {
+            expire_version: None,
+            emptied: emptied(&before, &after),
+            expired: expire,
+            deleted_bytes: deletable.iter().map(|object| object.size).sum(),
+            deleted_files: deletable
+                .iter()
+                .map(|object| relative_to(&self.root, &object.location))
+                .collect(),
+            kept_recent,
+        })
+    }
+
+    /// The files under `tiles/` that `snapshot` does not serve from and that
+    /// are older than `grace`, and how many younger ones are kept.
+    async fn unreferenced(
+        &self,
+        snapshot: &Snapshot,
+        grace: std::time::Duration,
+    ) -> Result<(Vec<ObjectMeta>, usize)> {
         let live = snapshot.live_paths();
         let now = SystemTime::now();
-        let objects: Vec<_> = self
+        let objects: Vec<ObjectMeta> = self
             .store
             .list(Some(&self.child("tiles")))
             .try_collect()
             .await?;
+        let mut kept_recent = 0;
+        let mut deletable = Vec::new();
         for object in objects {
-            let relative = relative_to(&self.root, &object.location);
-            if live.contains(relative.as_str()) {
+            if live.contains(relative_to(&self.root, &object.location).as_str()) {
                 continue;
             }
             let age = now
                 .duration_since(SystemTime::from(object.last_modified))
                 .unwrap_or_default();
             if age < grace {
-                report.kept_recent += 1;
-                continue;
+                kept_recent += 1;
+            } else {
+                deletable.push(object);
             }
-            self.store.delete(&object.location).await?;
-            report.deleted_bytes += object.size;
-            report.deleted_files.push(relative);
         }
-        Ok(report)
+        Ok((deletable, kept_recent))
     }
+}
+
+/// The ranges of `expire` that change something in `snapshot`.
+fn expiring(snapshot: &Snapshot, expire: Vec<RangeChange>) -> Vec<RangeChange> {
+    expire
+        .into_iter()
+        .filter(|range| {
+            snapshot.tile_set(&range.tile_set).is_some_and(|state| {
+                !state.coverage.clip(range.start, range.end).is_empty()
+                    || state
+                        .files
+                        .iter()
+                        .any(|f| !f.valid.clip(range.start, range.end).is_empty())
+            })
+        })
+        .collect()
+}
+
+/// The tile sets that cover some bucket in `before` and none in `after`.
+fn emptied(before: &Snapshot, after: &Snapshot) -> Vec<String> {
+    before
+        .tile_sets
+        .iter()
+        .filter(|(id, state)| !state.coverage.is_empty() && after.coverage(id).is_empty())
+        .map(|(id, _)| id.clone())
+        .collect()
 }
 
 /// `path` relative to `root`, as a `/`-separated string.
