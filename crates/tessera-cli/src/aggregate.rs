@@ -132,7 +132,6 @@ pub async fn run(ctx: &SessionContext, command: AggregateCommand) -> Result<()> 
     }
 }
 
-/// Runs the definitions and opens the store.
 /// Prints what a vacuum did (or, on a dry run, would do), warning about the
 /// tile sets it leaves without any bucket.
 fn print_vacuum(report: &VacuumReport, horizon: Instant, dry_run: bool) {
@@ -160,6 +159,7 @@ fn print_vacuum(report: &VacuumReport, horizon: Instant, dry_run: bool) {
     }
 }
 
+/// Runs the definitions and opens the store.
 async fn prepare(ctx: &SessionContext, args: &StoreArgs) -> Result<TileStore> {
     if let Some(path) = &args.definitions {
         let text = std::fs::read_to_string(path).map_err(|e| {

@@ -54,7 +54,9 @@ enum KeyMap {
 
 /// Key columns of one batch, encoded for lookups in a [`KeyIndex`].
 pub(crate) enum BatchKeys {
+    /// The one integer key column, as `i64`.
     Integer(Int64Array),
+    /// The key columns' row encoding.
     Rows(Rows),
 }
 
