@@ -344,31 +344,7 @@ impl TileStore {
         expire: Vec<RangeChange>,
         grace: std::time::Duration,
     ) -> Result<VacuumReport> {
-        let before = self.snapshot().await?;
-        let expire = expiring(&before, expire);
-        let mut report = VacuumReport::default();
-        if !expire.is_empty() {
-            let request = CommitRequest {
-                operation: "vacuum: expire by retention".to_string(),
-                expire: expire.clone(),
-                ..CommitRequest::default()
-            };
-            let commit = self.commit(request, before.version).await?;
-            report.expire_version = Some(commit.version);
-        }
-        let after = self.snapshot().await?;
-        report.emptied = emptied(&before, &after);
-        report.expired = expire;
-        let (deletable, kept_recent) = self.unreferenced(&after, grace).await?;
-        report.kept_recent = kept_recent;
-        for object in deletable {
-            self.store.delete(&object.location).await?;
-            report.deleted_bytes += object.size;
-            report
-                .deleted_files
-                .push(relative_to(&self.root, &object.location));
-        }
-        Ok(report)
+        self.run_vacuum(expire, grace, false).await
     }
 
     /// What [`Self::vacuum`] would do now, changing nothing: the ranges it
@@ -379,31 +355,59 @@ impl TileStore {
         expire: Vec<RangeChange>,
         grace: std::time::Duration,
     ) -> Result<VacuumReport> {
+        self.run_vacuum(expire, grace, true).await
+    }
+
+    /// A vacuum; with `dry_run`, the expiry is applied to a copy of the
+    /// snapshot and nothing is committed or deleted.
+    async fn run_vacuum(
+        &self,
+        expire: Vec<RangeChange>,
+        grace: std::time::Duration,
+        dry_run: bool,
+    ) -> Result<VacuumReport> {
         let before = self.snapshot().await?;
         let expire = expiring(&before, expire);
-        let mut after = before.clone();
-        after.apply(&Commit {
-            version: before.version + 1,
-            commit_id: "dry run".to_string(),
-            committed_at: String::new(),
-            operation: "vacuum: expire by retention (dry run)".to_string(),
-            tile_sets: Vec::new(),
-            replace: Vec::new(),
-            add: Vec::new(),
+        let mut report = VacuumReport::default();
+        let request = CommitRequest {
+            operation: "vacuum: expire by retention".to_string(),
             expire: expire.clone(),
-        });
+            ..CommitRequest::default()
+        };
+        let after = if dry_run {
+            let mut after = before.clone();
+            after.apply(&Commit {
+                version: before.version + 1,
+                commit_id: "dry run".to_string(),
+                committed_at: String::new(),
+                operation: request.operation,
+                tile_sets: request.tile_sets,
+                replace: request.replace,
+                add: request.add,
+                expire: request.expire,
+            });
+            after
+        } else {
+            if !expire.is_empty() {
+                let commit = self.commit(request, before.version).await?;
+                report.expire_version = Some(commit.version);
+            }
+            self.snapshot().await?
+        };
+        report.emptied = emptied(&before, &after);
+        report.expired = expire;
         let (deletable, kept_recent) = self.unreferenced(&after, grace).await?;
-        Ok(VacuumReport {
-            expire_version: None,
-            emptied: emptied(&before, &after),
-            expired: expire,
-            deleted_bytes: deletable.iter().map(|object| object.size).sum(),
-            deleted_files: deletable
-                .iter()
-                .map(|object| relative_to(&self.root, &object.location))
-                .collect(),
-            kept_recent,
-        })
+        report.kept_recent = kept_recent;
+        for object in deletable {
+            if !dry_run {
+                self.store.delete(&object.location).await?;
+            }
+            report.deleted_bytes += object.size;
+            report
+                .deleted_files
+                .push(relative_to(&self.root, &object.location));
+        }
+        Ok(report)
     }
 
     /// The files under `tiles/` that `snapshot` does not serve from and that
