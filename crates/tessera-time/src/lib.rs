@@ -14,6 +14,7 @@ mod error;
 mod grid;
 mod instant;
 mod ranges;
+mod search;
 mod window;
 
 pub use duration::{Duration, MAX_WINDOW_MICROS, MICROS_PER_DAY, MICROS_PER_SECOND, WindowLength};
@@ -21,6 +22,7 @@ pub use error::TimeError;
 pub use grid::Grid;
 pub use instant::{Instant, format_instant, parse_instant};
 pub use ranges::TimeRanges;
+pub use search::count_before;
 pub use window::{EventRange, WindowSemantics};
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 
-use crate::{Duration, Grid, Instant, WindowLength, WindowSemantics};
+use crate::{Duration, Grid, Instant, WindowLength, WindowSemantics, count_before};
 
 /// Ten years either side of the epoch, in microseconds.
 const SPAN: i64 = 10 * 366 * 86_400 * 1_000_000;
@@ -130,5 +130,14 @@ proptest! {
     fn duration_display_round_trips(micros in 1i64..=400 * 86_400_000_000) {
         let duration = Duration::from_micros(micros / 1000 * 1000 + 1000).unwrap();
         prop_assert_eq!(Duration::parse(&duration.to_string()).unwrap(), duration);
+    }
+
+    #[test]
+    fn count_before_is_the_partition_point(
+        mut times in proptest::collection::vec(-50i64..50, 0..300),
+        bound in -60i64..60,
+    ) {
+        times.sort_unstable();
+        prop_assert_eq!(count_before(&times, bound), times.partition_point(|&t| t < bound));
     }
 }

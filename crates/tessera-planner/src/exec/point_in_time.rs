@@ -23,6 +23,7 @@
 //! with the missing ranges.
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
@@ -51,7 +52,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::StreamExt;
 use tessera_aggregates::{BucketSource, Part, SlidingAggregate};
-use tessera_time::{EventRange, Grid, TimeRanges, WindowLength, format_instant};
+use tessera_time::{EventRange, Grid, TimeRanges, WindowLength, count_before, format_instant};
 
 use super::tile_scan::TILE_BUCKET_COLUMN;
 use super::time::{non_null_micros, to_micros};
@@ -445,21 +446,16 @@ struct PartCursor {
 }
 
 impl PartCursor {
-    /// Slides the part over `times` (item times, ascending) to `[start, end)`.
-    /// Both bounds only move forward as the spine time advances.
-    fn slide(
-        &mut self,
-        aggregate: &mut dyn SlidingAggregate,
-        part: Part,
-        times: &[i64],
-        range: EventRange,
-    ) {
+    /// Moves the part over `times` (item times, ascending) to `[start, end)`
+    /// and returns its items. Both bounds only move forward as the spine
+    /// time advances.
+    fn advance(&mut self, times: &[i64], range: EventRange) -> Range<usize> {
         if let Some(start) = range.start {
-            self.oldest += times[self.oldest..].partition_point(|&ts| ts < start);
+            self.oldest += count_before(&times[self.oldest..], start);
             self.next = self.next.max(self.oldest);
         }
-        self.next += times[self.next..].partition_point(|&ts| ts < range.end);
-        aggregate.slide(part, self.oldest..self.next);
+        self.next += count_before(&times[self.next..], range.end);
+        self.oldest..self.next
     }
 }
 
@@ -493,18 +489,28 @@ struct WindowCursor {
     tiles: Option<WindowTiles>,
     /// The first bucket with raw events of the loaded key: nothing before it is needed.
     first_needed: Option<i64>,
-    tail: PartCursor,
     buckets: PartCursor,
-    head: PartCursor,
 }
 
-/// The distinct lengths and grids of a stage's windows, and the parts each
-/// splits the current row into — worked out once per row and shared by every
-/// window of that length and grid.
+/// The distinct lengths and grids of a stage's windows, the parts each
+/// splits the current row into and the loaded key's events in its raw
+/// parts — worked out once per row and shared by every window of that
+/// length and grid (every feature of a stage reads the same events).
 struct WindowShapes {
     semantics: SemanticsPlan,
     shapes: Vec<(WindowLength, Grid)>,
+    /// Per shape, the current row's parts.
     parts: Vec<WindowParts>,
+    /// Per shape, the events in the current row's tail and head parts.
+    tails: Vec<PartCursor>,
+    heads: Vec<PartCursor>,
+}
+
+/// What a window of one shape sees at the current row.
+struct ShapeAtRow<'a> {
+    parts: &'a WindowParts,
+    tail: Range<usize>,
+    head: Range<usize>,
 }
 
 impl WindowShapes {
@@ -513,6 +519,8 @@ impl WindowShapes {
             semantics,
             shapes: Vec::new(),
             parts: Vec::new(),
+            tails: Vec::new(),
+            heads: Vec::new(),
         }
     }
 
@@ -528,11 +536,37 @@ impl WindowShapes {
             })
     }
 
-    /// Splits every shape at row time `t`.
-    fn split_at(&mut self, t: i64) {
+    /// Starts every shape's raw parts at the first event of a new key.
+    fn reset(&mut self) {
+        for cursors in [&mut self.tails, &mut self.heads] {
+            cursors.clear();
+            cursors.resize(self.shapes.len(), PartCursor::default());
+        }
+    }
+
+    /// Splits every shape at row time `t`, moving its raw parts over the
+    /// key's event `times`.
+    fn split_at(&mut self, t: i64, times: &[i64]) {
         self.parts.clear();
-        for (window, grid) in &self.shapes {
-            self.parts.push(self.semantics.parts(*window, grid, t));
+        for (shape, (window, grid)) in self.shapes.iter().enumerate() {
+            let parts = self.semantics.parts(*window, grid, t);
+            if let Some(tail) = parts.tail {
+                self.tails[shape].advance(times, tail);
+            }
+            if let Some(head) = parts.head {
+                self.heads[shape].advance(times, head);
+            }
+            self.parts.push(parts);
+        }
+    }
+
+    /// What windows of `shape` see at the row last split.
+    fn at_row(&self, shape: usize) -> ShapeAtRow<'_> {
+        let items = |cursor: &PartCursor| cursor.oldest..cursor.next;
+        ShapeAtRow {
+            parts: &self.parts[shape],
+            tail: items(&self.tails[shape]),
+            head: items(&self.heads[shape]),
         }
     }
 }
@@ -566,9 +600,7 @@ fn build_windows(
                 bucket_starts: Vec::new(),
                 tiles,
                 first_needed: None,
-                tail: PartCursor::default(),
                 buckets: PartCursor::default(),
-                head: PartCursor::default(),
             });
         }
     }
@@ -602,7 +634,7 @@ impl WindowCursor {
                 .unzip();
         self.bucket_starts = starts;
         self.aggregate.load(arguments, &sources, tile_states)?;
-        self.reset_cursors();
+        self.buckets = PartCursor::default();
         Ok(self.aggregate.bucket_count())
     }
 
@@ -618,35 +650,29 @@ impl WindowCursor {
         }
     }
 
-    fn reset_cursors(&mut self) {
-        self.tail = PartCursor::default();
-        self.buckets = PartCursor::default();
-        self.head = PartCursor::default();
-    }
-
     /// Loads a key's events, taking the buckets `donor` (same feature and grid) built.
     fn load_sharing(&mut self, arguments: &[ArrayRef], donor: &WindowCursor) -> Result<()> {
         self.bucket_starts.clone_from(&donor.bucket_starts);
         self.first_needed = donor.first_needed;
         self.aggregate
             .load_sharing_buckets(arguments, donor.aggregate.as_ref())?;
-        self.reset_cursors();
+        self.buckets = PartCursor::default();
         Ok(())
     }
 
-    /// Slides the window's parts to `parts` (what the row sees) and emits its value.
-    fn emit_at(&mut self, parts: &WindowParts, times: &[i64]) {
+    /// Slides the window's parts to what the row sees and emits its value.
+    fn emit_at(&mut self, row: ShapeAtRow<'_>) {
         let aggregate = self.aggregate.as_mut();
-        if let Some(tail) = parts.tail {
-            self.tail.slide(aggregate, Part::Tail, times, tail);
+        if row.parts.tail.is_some() {
+            aggregate.slide(Part::Tail, row.tail);
         }
-        self.buckets
-            .slide(aggregate, Part::Buckets, &self.bucket_starts, parts.body);
-        if let Some(head) = parts.head {
-            self.head.slide(aggregate, Part::Head, times, head);
+        let buckets = self.buckets.advance(&self.bucket_starts, row.parts.body);
+        aggregate.slide(Part::Buckets, buckets);
+        if row.parts.head.is_some() {
+            aggregate.slide(Part::Head, row.head);
         }
         aggregate.emit();
-        self.require_buckets(parts.body.start, parts.body.end);
+        self.require_buckets(row.parts.body.start, row.parts.body.end);
     }
 
     /// The finished output column of one spine batch, with defaults applied.
@@ -797,15 +823,16 @@ impl Sweep {
                 .for_each(|w| w.aggregate.emit_null());
             return;
         }
-        self.shapes.split_at(times.value(row));
+        self.shapes.split_at(times.value(row), &self.key_times);
         for window in &mut self.windows {
-            window.emit_at(&self.shapes.parts[window.shape], &self.key_times);
+            window.emit_at(self.shapes.at_row(window.shape));
         }
     }
 
     /// Resets every window onto the events of a new key.
     fn start_key(&mut self, key: Row<'_>, events: &RecordBatch) -> Result<()> {
         self.key_times = non_null_micros(events.column(self.layout.event_time))?;
+        self.shapes.reset();
         for index in 0..self.windows.len() {
             let (earlier, rest) = self.windows.split_at_mut(index);
             let window = &mut rest[0];
