@@ -39,6 +39,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, BooleanBufferBuilder};
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{Result, ScalarValue};
+use smallvec::SmallVec;
 
 use crate::function::decode_state;
 use crate::sliding::{BucketSource, Part, SlidingAggregate};
@@ -286,7 +287,8 @@ impl<F: StateFactory> SlidingState<F> {
                 }
             }
         }
-        let mut states: Vec<&F::State> = Vec::new();
+        // A window is read at every spine row; its few states stay on the stack.
+        let mut states: SmallVec<[&F::State; 8]> = SmallVec::new();
         for ((part, window_part), reading) in PARTS.iter().zip(&self.parts).zip(&readings) {
             match reading {
                 Reading::Stacks => states.extend(window_part.stack_states()),

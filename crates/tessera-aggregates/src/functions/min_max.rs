@@ -6,11 +6,12 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use datafusion::arrow::array::ArrayRef;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::utils::format_state_name;
 
+use super::input::argument;
 use crate::state::{PartialState, StateFactory};
 
 /// Makes [`ExtremeState`]s of one value type.
@@ -32,36 +33,80 @@ pub struct ExtremeState {
 /// A total order on scalars of one type: NaN sorts above every float.
 pub(crate) fn total_order(a: &ScalarValue, b: &ScalarValue) -> Ordering {
     match (a, b) {
-        (ScalarValue::Float64(Some(x)), ScalarValue::Float64(Some(y))) => x
-            .partial_cmp(y)
-            .unwrap_or_else(|| x.is_nan().cmp(&y.is_nan())),
+        (ScalarValue::Float64(Some(x)), ScalarValue::Float64(Some(y))) => float_order(*x, *y),
         _ => a.partial_cmp(b).unwrap_or(Ordering::Equal),
     }
 }
 
+/// The order of [`total_order`] on floats: NaN above every number, -0.0 equal to 0.0.
+fn float_order(x: f64, y: f64) -> Ordering {
+    x.partial_cmp(&y)
+        .unwrap_or_else(|| x.is_nan().cmp(&y.is_nan()))
+}
+
 impl ExtremeState {
+    /// Whether a candidate ordered `order` against the current value replaces it.
+    fn improves(&self, order: Ordering) -> bool {
+        if self.largest {
+            order.is_gt()
+        } else {
+            order.is_lt()
+        }
+    }
+
     fn offer(&mut self, candidate: &ScalarValue) {
         if candidate.is_null() {
             return;
         }
-        let better = self.value.as_ref().is_none_or(|current| {
-            let order = total_order(candidate, current);
-            if self.largest {
-                order.is_gt()
-            } else {
-                order.is_lt()
-            }
-        });
+        let better = self
+            .value
+            .as_ref()
+            .is_none_or(|current| self.improves(total_order(candidate, current)));
         if better {
             self.value = Some(candidate.clone());
+        }
+    }
+
+    /// [`Self::offer`] for a float, without making a scalar unless it is kept.
+    fn offer_float(&mut self, candidate: f64) {
+        match self.value {
+            Some(ScalarValue::Float64(Some(current))) => {
+                if self.improves(float_order(candidate, current)) {
+                    self.value = Some(ScalarValue::Float64(Some(candidate)));
+                }
+            }
+            _ => self.offer(&ScalarValue::Float64(Some(candidate))),
+        }
+    }
+
+    /// [`Self::offer`] for an integer, without making a scalar unless it is kept.
+    fn offer_integer(&mut self, candidate: i64) {
+        match self.value {
+            Some(ScalarValue::Int64(Some(current))) => {
+                if self.improves(candidate.cmp(&current)) {
+                    self.value = Some(ScalarValue::Int64(Some(candidate)));
+                }
+            }
+            _ => self.offer(&ScalarValue::Int64(Some(candidate))),
         }
     }
 }
 
 impl PartialState for ExtremeState {
+    /// Floats and integers — what most features aggregate — are compared
+    /// in place; other types go through a scalar.
     fn update(&mut self, arguments: &[ArrayRef], row: usize) -> Result<()> {
-        let candidate = ScalarValue::try_from_array(&arguments[0], row)?;
-        self.offer(&candidate);
+        let column = argument(arguments, 0, "min/max")?;
+        if column.is_null(row) {
+            return Ok(());
+        }
+        if let Some(values) = column.as_primitive_opt::<Float64Type>() {
+            self.offer_float(values.value(row));
+        } else if let Some(values) = column.as_primitive_opt::<Int64Type>() {
+            self.offer_integer(values.value(row));
+        } else {
+            self.offer(&ScalarValue::try_from_array(column, row)?);
+        }
         Ok(())
     }
 
