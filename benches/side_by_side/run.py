@@ -27,6 +27,7 @@ and numpy with pip when they are missing.
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,8 +46,14 @@ YEAR_START = 1_735_689_600  # 2025-01-01T00:00:00Z
 DAY = 86_400
 TIMEOUT = 180
 MEMORY_LIMIT = 12 * 1024**3
-# DuckDB spills past its own limit; keep it under ours.
-DUCKDB_SETTINGS = "SET memory_limit = '10GB'; SET temp_directory = '/tmp/duckdb-spill'"
+# DuckDB spills past its own limit (keep it under ours) into this folder of
+# the work folder, which the harness empties after every run: a DuckDB
+# process killed at the timeout leaves its spill files behind (tens of GB).
+DUCKDB_SPILL = "duckdb-spill"
+
+
+def duckdb_settings(folder):
+    return f"SET memory_limit = '10GB'; SET temp_directory = '{folder}/{DUCKDB_SPILL}'"
 
 # Tessera feature -> (aggregate call, DuckDB expression, Polars expression text).
 FUNCTIONS = {
@@ -280,7 +287,7 @@ def polars_script(folder, out, skip=()):
 def duckdb_chunked_script(folder, out, chunks=8):
     """The exact training set one window at a time, over users in `chunks`
     slices, each a range join (what DuckDB users do when one join is too big)."""
-    steps = [DUCKDB_SETTINGS, "SET TimeZone = 'UTC'",
+    steps = [duckdb_settings(folder), "SET TimeZone = 'UTC'",
              f"CREATE TABLE events AS SELECT * FROM read_parquet('{folder}/events.parquet')",
              f"CREATE TABLE spine AS SELECT * FROM read_parquet('{folder}/spine.parquet')"]
     for _, seconds in WINDOWS:
@@ -397,8 +404,8 @@ def main():
         ("Tessera", "backfill of the year", None, backfill),
         ("Tessera", "exact, tiles", "exact", binary + ["sql", "-f", write("tiles.sql", tessera_query(folder, out("tiles"), {"use_tile_store": "true", "tile_store_url": f"'{tiles}'"}))]),
         ("DataFusion", "range join (SQL)", "exact", binary + ["sql", "-f", write("datafusion.sql", range_join_sql(folder, out("datafusion"), "datafusion"))]),
-        ("DuckDB", "range join", "exact", [sys.executable, "-c", f"import duckdb; c = duckdb.connect(); c.execute({DUCKDB_SETTINGS!r}); c.execute({range_join_sql(folder, out('duckdb'), 'duckdb')!r})"]),
-        ("DuckDB", "daily buckets (no distinct, median)", "bucketed", [sys.executable, "-c", f"import duckdb; c = duckdb.connect(); c.execute({DUCKDB_SETTINGS!r}); [c.execute(s) for s in {duckdb_buckets_sql(folder, out('duckdb_buckets')).split(';')!r} if s.strip()]"]),
+        ("DuckDB", "range join", "exact", [sys.executable, "-c", f"import duckdb; c = duckdb.connect(); c.execute({duckdb_settings(folder)!r}); c.execute({range_join_sql(folder, out('duckdb'), 'duckdb')!r})"]),
+        ("DuckDB", "daily buckets (no distinct, median)", "bucketed", [sys.executable, "-c", f"import duckdb; c = duckdb.connect(); c.execute({duckdb_settings(folder)!r}); [c.execute(s) for s in {duckdb_buckets_sql(folder, out('duckdb_buckets')).split(';')!r} if s.strip()]"]),
         ("DuckDB", "range join per window, 8 user chunks", "exact", [sys.executable, "-c", duckdb_chunked_script(folder, out("duckdb_chunked"))]),
         ("Polars", "rolling by key", "exact", [sys.executable, "-c", polars_script(folder, out("polars"))]),
         ("Polars", "rolling by key (no distinct count)", "exact", [sys.executable, "-c", polars_script(folder, out("polars_lean"), skip=("merchants",))]),
@@ -416,6 +423,8 @@ def main():
             except RuntimeError as e:
                 error = str(e).splitlines()[0][:120]
                 break
+            finally:
+                shutil.rmtree(os.path.join(folder, DUCKDB_SPILL), ignore_errors=True)
         results.append((system, formulation, semantics, times, peaks, error))
         status = error or f"{statistics.median(times):.2f} s"
         print(f"  {system:<10} {formulation:<38} {status}", flush=True)
