@@ -467,3 +467,71 @@ proptest! {
         }
     }
 }
+
+/// Floats with many ties, and now and then a value the t-digest ignores.
+fn percentile_input() -> impl Strategy<Value = Option<f64>> {
+    proptest::option::weighted(
+        0.9,
+        prop_oneof![
+            12 => (-40i64..40).prop_map(|v| v as f64 / 4.0),
+            1 => Just(f64::INFINITY),
+            1 => Just(f64::NAN),
+        ],
+    )
+}
+
+/// The crate's t-digest of compression 100 over `values`, updated in order.
+fn crate_digest(values: &[Option<f64>]) -> datasketches::tdigest::TDigestMut {
+    let mut digest = datasketches::tdigest::TDigestMut::new(100).unwrap();
+    values.iter().flatten().for_each(|&v| digest.update(v));
+    digest
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// `approx_percentile` gives the crate's t-digest answer and writes the
+    /// crate's image, whether its state holds the values themselves (up to 50)
+    /// or a digest; states of at most 50 values in all merge (from their
+    /// images) to exactly the crate's answer over all values.
+    #[test]
+    fn percentile_states_answer_as_the_crate_digest_does(
+        values in proptest::collection::vec(percentile_input(), 0..90),
+        quantile in prop_oneof![Just(0.0), Just(1.0), 0.0f64..=1.0],
+        cuts in proptest::collection::vec(0usize..90, 0..6),
+    ) {
+        let bound = BoundAggregate::bind(
+            "property",
+            "approx_percentile",
+            &[
+                Argument { data_type: datafusion::arrow::datatypes::DataType::Float64, constant: None },
+                Argument { data_type: datafusion::arrow::datatypes::DataType::Float64, constant: Some(ScalarValue::Float64(Some(quantile))) },
+            ],
+        ).unwrap();
+        let implementation = bound.implementation().unwrap();
+        let columns = |values: &[Option<f64>]| -> Vec<ArrayRef> {
+            vec![Arc::new(values.iter().copied().collect::<Float64Array>())]
+        };
+        let mut digest = crate_digest(&values);
+        let expected = ScalarValue::Float64(digest.quantile(quantile).unwrap());
+        prop_assert_eq!(result_of(&implementation, &columns(&values)).unwrap(), expected.clone());
+        let state = state_of(&implementation, &columns(&values)).unwrap();
+        prop_assert_eq!(&state, &vec![ScalarValue::Binary(Some(digest.serialize()))]);
+
+        let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (values.len() + 1)).collect();
+        bounds.extend([0, values.len()]);
+        bounds.sort_unstable();
+        let states: Vec<Vec<ScalarValue>> = bounds
+            .windows(2)
+            .map(|w| state_of(&implementation, &columns(&values[w[0]..w[1]])).unwrap())
+            .collect();
+        let (_, merged) = merge(&implementation, &states).unwrap();
+        if values.iter().flatten().filter(|v| v.is_finite()).count() <= 50 {
+            prop_assert_eq!(merged, expected);
+        } else {
+            let (min, max) = (digest.min_value().unwrap(), digest.max_value().unwrap());
+            let ScalarValue::Float64(Some(merged)) = merged else { panic!("{merged:?}") };
+            prop_assert!((min..=max).contains(&merged), "{merged} outside [{min}, {max}]");
+        }
+    }
+}
