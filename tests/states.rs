@@ -535,3 +535,77 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Windows of hundreds of values hold digests, which their stacks and
+    /// bucket states compress before repeated reads: every read of a sliding
+    /// median still ranks within the t-digest's error of the window's values.
+    #[test]
+    fn long_sliding_medians_stay_within_the_digest_bound(
+        values in proptest::collection::vec((-1000i64..1000).prop_map(|v| v as f64), 60..400),
+        bucket_size in 1usize..80,
+        // Steps `(part, grow, by)`: a part's end moves forward by `by`, or its start.
+        steps in proptest::collection::vec((0usize..3, any::<bool>(), 1usize..40), 1..60),
+    ) {
+        use tessera::aggregates::{BucketSource, Part};
+        let bound = BoundAggregate::bind(
+            "property",
+            "approx_percentile",
+            &[
+                Argument { data_type: datafusion::arrow::datatypes::DataType::Float64, constant: None },
+                Argument { data_type: datafusion::arrow::datatypes::DataType::Float64, constant: Some(ScalarValue::Float64(Some(0.5))) },
+            ],
+        ).unwrap();
+        let column: ArrayRef = Arc::new(values.iter().copied().collect::<Float64Array>());
+        let buckets: Vec<BucketSource> = (0..values.len())
+            .step_by(bucket_size)
+            .map(|start| BucketSource::Events(start, (start + bucket_size).min(values.len())))
+            .collect();
+        let mut window = bound.implementation().unwrap().sliding();
+        window.load(&[column], &buckets, &[]).unwrap();
+        let parts = [Part::Tail, Part::Buckets, Part::Head];
+        let mut held = [0..0, 0..0, 0..0];
+        let mut members_of_reads = Vec::new();
+        for &(part, grow, by) in &steps {
+            let limit = if part == 1 { buckets.len() } else { values.len() };
+            let items = &mut held[part];
+            if grow {
+                items.end = (items.end + by).min(limit);
+            } else {
+                items.start = (items.start + by).min(limit);
+                items.end = items.end.max(items.start);
+            }
+            window.slide(parts[part], items.clone());
+            window.emit();
+            let mut members: Vec<f64> = Vec::new();
+            for (part, items) in held.iter().enumerate() {
+                for item in items.clone() {
+                    match (part, &buckets[..].get(item)) {
+                        (1, Some(BucketSource::Events(start, end))) => members.extend_from_slice(&values[*start..*end]),
+                        _ => members.push(values[item]),
+                    }
+                }
+            }
+            members_of_reads.push(members);
+        }
+        let (results, _) = window.finish().unwrap();
+        for (read, mut members) in members_of_reads.into_iter().enumerate() {
+            let actual = ScalarValue::try_from_array(&results, read).unwrap();
+            if members.is_empty() {
+                prop_assert!(actual.is_null(), "read {read}: {actual:?} of no values");
+                continue;
+            }
+            let ScalarValue::Float64(Some(median)) = actual else { panic!("read {read}: {actual:?}") };
+            members.sort_by(f64::total_cmp);
+            let n = members.len() as f64;
+            let below = members.iter().filter(|&&v| v < median).count() as f64;
+            let at_most = members.iter().filter(|&&v| v <= median).count() as f64;
+            // Rank error of a t-digest of compression 100 near the median: well under 5%.
+            let slack = 0.05 * n + 1.0;
+            prop_assert!(below <= 0.5 * n + slack && at_most >= 0.5 * n - slack,
+                "read {read} of {n} values: median {median} has {below} values below, {at_most} at most");
+        }
+    }
+}

@@ -58,6 +58,11 @@ pub trait PartialState: Clone + Send + Sync + Debug + 'static {
     fn to_state(&self) -> Result<Vec<ScalarValue>>;
     /// Heap bytes held by the state, for DataFusion's memory accounting.
     fn size(&self) -> usize;
+    /// Readies a state that will be read (merged or evaluated from copies)
+    /// many times, when that pays: a t-digest compresses the values it
+    /// buffered, which every copy would otherwise sort again. No change of
+    /// result beyond what merging may change anyway; by default nothing.
+    fn settle(&mut self) {}
     /// Whether the merge of `states` is empty, and its result — what a
     /// window emits from its parts. A single state is evaluated as is;
     /// functions whose merges are costly (sketches) override this to merge
@@ -170,6 +175,11 @@ impl<S: PartialState> WindowPart<S> {
         for item in self.items.start + self.front.len() + self.back_folded..self.items.end {
             items.fold(part, &mut self.back, item)?;
             self.back_folded += 1;
+        }
+        // Both stay until items leave, and every read merges copies of them.
+        self.back.settle();
+        if let Some(top) = self.front.last_mut() {
+            top.settle();
         }
         Ok(Reading::Stacks)
     }
@@ -314,7 +324,10 @@ impl<F: StateFactory> SlidingState<F> {
             .iter()
             .map(|source| match *source {
                 BucketSource::Events(start, end) => {
-                    fold_rows(&self.factory, &self.arguments, start..end)
+                    // Every row whose window holds the bucket reads it.
+                    let mut state = fold_rows(&self.factory, &self.arguments, start..end)?;
+                    state.settle();
+                    Ok(state)
                 }
                 BucketSource::Tile(row) => decode_state(&self.factory, tile_states, row),
             })

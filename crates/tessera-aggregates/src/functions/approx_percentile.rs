@@ -41,7 +41,14 @@ pub struct PercentileFactory {
 pub struct PercentileState {
     values: Values,
     quantile: f64,
+    /// At least the values the digest holds unsorted (updated since it was
+    /// last compressed); a copy's read sorts them all.
+    unsorted: usize,
 }
+
+/// The fewest unsorted values worth compressing a digest for before it is
+/// read many times (a compression costs about what sorting this many does).
+const SETTLE_AFTER: usize = 32;
 
 #[derive(Debug, Clone)]
 enum Values {
@@ -122,7 +129,14 @@ impl PartialState for PercentileState {
         let value = values.value(row);
         match &mut self.values {
             Values::Few(few) if few.len() < FEW_VALUES => few.push(value),
-            values => values.digest_mut().update(value),
+            Values::Few(few) => {
+                self.unsorted = few.len() + 1;
+                self.values.digest_mut().update(value);
+            }
+            Values::Digest(digest) => {
+                self.unsorted += 1;
+                digest.update(value);
+            }
         }
         Ok(())
     }
@@ -136,8 +150,14 @@ impl PartialState for PercentileState {
             // The crate's merge leaves the digest compressed, which later
             // merges and reads of it rely on (a digest's buffered values are
             // sorted again at every read of a copy).
-            (values, Values::Few(theirs)) => values.digest_mut().merge(&digest_of(theirs)),
-            (values, Values::Digest(theirs)) => values.digest_mut().merge(theirs),
+            (values, Values::Few(theirs)) => {
+                values.digest_mut().merge(&digest_of(theirs));
+                self.unsorted = 0;
+            }
+            (values, Values::Digest(theirs)) => {
+                values.digest_mut().merge(theirs);
+                self.unsorted = 0;
+            }
         }
         Ok(())
     }
@@ -161,6 +181,16 @@ impl PartialState for PercentileState {
         Ok(vec![ScalarValue::Binary(Some(
             self.values.to_digest().serialize(),
         ))])
+    }
+
+    fn settle(&mut self) {
+        if let Values::Digest(digest) = &mut self.values
+            && self.unsorted >= SETTLE_AFTER
+        {
+            // Freezing compresses; the thawed digest keeps the centroids.
+            *digest = std::mem::take(digest).freeze().unfreeze();
+            self.unsorted = 0;
+        }
     }
 
     fn size(&self) -> usize {
@@ -223,6 +253,7 @@ impl StateFactory for PercentileFactory {
         PercentileState {
             values: Values::Few(Vec::new()),
             quantile: self.quantile,
+            unsorted: 0,
         }
     }
 
@@ -263,6 +294,7 @@ impl StateFactory for PercentileFactory {
         Ok(PercentileState {
             values,
             quantile: self.quantile,
+            unsorted: 0,
         })
     }
 
