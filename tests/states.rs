@@ -480,6 +480,23 @@ fn percentile_input() -> impl Strategy<Value = Option<f64>> {
     )
 }
 
+/// `approx_percentile(f, quantile)` over a Float64 column.
+fn percentile(quantile: f64) -> Arc<dyn AggregateImplementation> {
+    use datafusion::arrow::datatypes::DataType::Float64;
+    let arguments = [
+        Argument {
+            data_type: Float64,
+            constant: None,
+        },
+        Argument {
+            data_type: Float64,
+            constant: Some(ScalarValue::Float64(Some(quantile))),
+        },
+    ];
+    let bound = BoundAggregate::bind("property", "approx_percentile", &arguments).unwrap();
+    bound.implementation().unwrap()
+}
+
 /// The crate's t-digest of compression 100 over `values`, updated in order.
 fn crate_digest(values: &[Option<f64>]) -> datasketches::tdigest::TDigestMut {
     let mut digest = datasketches::tdigest::TDigestMut::new(100).unwrap();
@@ -500,15 +517,7 @@ proptest! {
         quantile in prop_oneof![Just(0.0), Just(1.0), 0.0f64..=1.0],
         cuts in proptest::collection::vec(0usize..90, 0..6),
     ) {
-        let bound = BoundAggregate::bind(
-            "property",
-            "approx_percentile",
-            &[
-                Argument { data_type: datafusion::arrow::datatypes::DataType::Float64, constant: None },
-                Argument { data_type: datafusion::arrow::datatypes::DataType::Float64, constant: Some(ScalarValue::Float64(Some(quantile))) },
-            ],
-        ).unwrap();
-        let implementation = bound.implementation().unwrap();
+        let implementation = percentile(quantile);
         let columns = |values: &[Option<f64>]| -> Vec<ArrayRef> {
             vec![Arc::new(values.iter().copied().collect::<Float64Array>())]
         };
@@ -550,20 +559,12 @@ proptest! {
         steps in proptest::collection::vec((0usize..3, any::<bool>(), 1usize..40), 1..60),
     ) {
         use tessera::aggregates::{BucketSource, Part};
-        let bound = BoundAggregate::bind(
-            "property",
-            "approx_percentile",
-            &[
-                Argument { data_type: datafusion::arrow::datatypes::DataType::Float64, constant: None },
-                Argument { data_type: datafusion::arrow::datatypes::DataType::Float64, constant: Some(ScalarValue::Float64(Some(0.5))) },
-            ],
-        ).unwrap();
         let column: ArrayRef = Arc::new(values.iter().copied().collect::<Float64Array>());
         let buckets: Vec<BucketSource> = (0..values.len())
             .step_by(bucket_size)
             .map(|start| BucketSource::Events(start, (start + bucket_size).min(values.len())))
             .collect();
-        let mut window = bound.implementation().unwrap().sliding();
+        let mut window = percentile(0.5).sliding();
         window.load(&[column], &buckets, &[]).unwrap();
         let parts = [Part::Tail, Part::Buckets, Part::Head];
         let mut held = [0..0, 0..0, 0..0];

@@ -10,6 +10,11 @@
 //! compression per read. Above `k / 2` values a state becomes a digest, and
 //! small states serialize to the digest image the crate would write, so
 //! both forms give the crate's answer and the same tile columns.
+//!
+//! A digest sorts the values it buffers whenever it is read, and windows
+//! read copies of the same bucket and stack states at every row: states
+//! that will be read many times compress their buffered values once
+//! ([`PartialState::settle`]) when enough have accumulated.
 
 use std::sync::Arc;
 
@@ -41,8 +46,9 @@ pub struct PercentileFactory {
 pub struct PercentileState {
     values: Values,
     quantile: f64,
-    /// At least the values the digest holds unsorted (updated since it was
-    /// last compressed); a copy's read sorts them all.
+    /// Values updated into the digest since this state last compressed it:
+    /// a bound on those it holds unsorted (the crate also compresses on its
+    /// own), which a copy's read sorts again.
     unsorted: usize,
 }
 
