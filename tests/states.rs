@@ -400,6 +400,38 @@ proptest! {
     }
 }
 
+/// Moves a window part's items: its end forward by `by` (`grow`), else its
+/// start (past the end: a jump), within `limit` items.
+fn move_part(items: &mut std::ops::Range<usize>, grow: bool, by: usize, limit: usize) {
+    if grow {
+        items.end = (items.end + by).min(limit);
+    } else {
+        items.start = (items.start + by).min(limit);
+        items.end = items.end.max(items.start);
+    }
+}
+
+/// The rows a window's parts hold: each item of the tail and head parts is a
+/// row, each item of the bucket part (index 1) the rows of its bucket.
+fn held_rows<T: Clone>(
+    held: &[std::ops::Range<usize>; 3],
+    buckets: &[tessera::aggregates::BucketSource],
+    rows: &[T],
+) -> Vec<T> {
+    use tessera::aggregates::BucketSource;
+    let mut members = Vec::new();
+    for (part, items) in held.iter().enumerate() {
+        for item in items.clone() {
+            let events = match (part, buckets.get(item)) {
+                (1, Some(&BucketSource::Events(start, end))) => start..end,
+                _ => item..item + 1,
+            };
+            members.extend_from_slice(&rows[events]);
+        }
+    }
+    members
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
@@ -431,29 +463,14 @@ proptest! {
             let mut expected = Vec::new();
             for &(part, action, by) in &steps {
                 let limit = if part == 1 { buckets.len() } else { rows.len() };
-                let items = &mut held[part];
                 match action {
                     0 | 1 => {
-                        if action == 0 {
-                            items.end = (items.end + by).min(limit);
-                        } else {
-                            items.start = (items.start + by).min(limit);
-                            items.end = items.end.max(items.start);
-                        }
-                        window.slide(parts[part], items.clone());
+                        move_part(&mut held[part], action == 0, by, limit);
+                        window.slide(parts[part], held[part].clone());
                     }
                     _ => {
                         window.emit();
-                        let mut members: Vec<Row> = Vec::new();
-                        for (part, items) in held.iter().enumerate() {
-                            for item in items.clone() {
-                                let events = match (part, buckets[..].get(item)) {
-                                    (1, Some(&BucketSource::Events(start, end))) => start..end,
-                                    _ => item..item + 1,
-                                };
-                                members.extend_from_slice(&rows[events]);
-                            }
-                        }
+                        let members = held_rows(&held, &buckets, &rows);
                         expected.push(result_of(&implementation, &spec.columns(&members)).unwrap());
                     }
                 }
@@ -571,25 +588,10 @@ proptest! {
         let mut members_of_reads = Vec::new();
         for &(part, grow, by) in &steps {
             let limit = if part == 1 { buckets.len() } else { values.len() };
-            let items = &mut held[part];
-            if grow {
-                items.end = (items.end + by).min(limit);
-            } else {
-                items.start = (items.start + by).min(limit);
-                items.end = items.end.max(items.start);
-            }
-            window.slide(parts[part], items.clone());
+            move_part(&mut held[part], grow, by, limit);
+            window.slide(parts[part], held[part].clone());
             window.emit();
-            let mut members: Vec<f64> = Vec::new();
-            for (part, items) in held.iter().enumerate() {
-                for item in items.clone() {
-                    match (part, &buckets[..].get(item)) {
-                        (1, Some(BucketSource::Events(start, end))) => members.extend_from_slice(&values[*start..*end]),
-                        _ => members.push(values[item]),
-                    }
-                }
-            }
-            members_of_reads.push(members);
+            members_of_reads.push(held_rows(&held, &buckets, &values));
         }
         let (results, _) = window.finish().unwrap();
         for (read, mut members) in members_of_reads.into_iter().enumerate() {

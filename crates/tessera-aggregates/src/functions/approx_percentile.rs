@@ -322,7 +322,7 @@ const FLAG_REVERSE_MERGE: u8 = 4;
 fn small_image_values(image: &[u8]) -> Option<Vec<f64>> {
     let f64_at = |at: usize| Some(f64::from_le_bytes(image.get(at..at + 8)?.try_into().ok()?));
     let u32_at = |at: usize| Some(u32::from_le_bytes(image.get(at..at + 4)?.try_into().ok()?));
-    let (preamble, flags) = (image[0], image[5] & !FLAG_REVERSE_MERGE);
+    let (preamble, flags) = (*image.first()?, *image.get(5)? & !FLAG_REVERSE_MERGE);
     match (preamble, flags, image.len()) {
         (1, FLAG_EMPTY, 8) => return Some(Vec::new()),
         (1, FLAG_SINGLE_VALUE, 16) => {
