@@ -21,6 +21,7 @@ use datafusion::object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
+use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::stream::BoxStream;
 use tessera::planner::{
@@ -519,6 +520,77 @@ async fn uncovered_ranges_error_or_fall_back_to_raw_events() {
         ..tile_options(url)
     };
     assert_eq!(training_set(&ctx, fallback).await.unwrap(), raw);
+}
+
+/// A bucketed query whose every bucket the tiles cover reads no events at
+/// all (its time does not grow with them) and answers as raw events do;
+/// aligned queries, which read the current bucket raw, still read them.
+#[tokio::test]
+async fn covered_bucketed_queries_read_no_events() {
+    let ctx = session().await;
+    let url = "memory://covered";
+    let store = TileStore::open(url).unwrap();
+    // From before the first spine row's 7-day reach, so every bucket is covered.
+    backfill(&ctx, &store, "2024-12-01T00:00:00Z", UPPER)
+        .await
+        .unwrap();
+    let bucketed = TesseraOptions {
+        use_materialized_offline_query: true,
+        ..TesseraOptions::default()
+    };
+    let aligned = TesseraOptions {
+        align_offline_chalk_window_with_materialization: true,
+        ..TesseraOptions::default()
+    };
+    let with_tiles = |options: &TesseraOptions| TesseraOptions {
+        use_materialized_offline_query: options.use_materialized_offline_query,
+        align_offline_chalk_window_with_materialization: options
+            .align_offline_chalk_window_with_materialization,
+        ..tile_options(url)
+    };
+    for (options, tiles_read) in [(bucketed, 0), (aligned, 60_000)] {
+        let (raw, raw_read) = amounts_and_events_read(&ctx, options.clone()).await;
+        let (tiles, read) = amounts_and_events_read(&ctx, with_tiles(&options)).await;
+        assert_eq!(tiles, raw, "{options:?}");
+        assert_eq!(
+            (raw_read, read),
+            (vec![60_000], vec![tiles_read]),
+            "{options:?}"
+        );
+    }
+}
+
+/// The training set of `user.amount` and the `events_read` of each of its
+/// plan's event stages.
+async fn amounts_and_events_read(
+    ctx: &SessionContext,
+    options: TesseraOptions,
+) -> (RecordBatch, Vec<usize>) {
+    let frame = TrainingSet::new(ctx.table("spine").await.unwrap(), "ts")
+        .feature("user.amount")
+        .options(options)
+        .build()
+        .unwrap();
+    let schema = frame.schema().inner().clone();
+    let plan = frame.create_physical_plan().await.unwrap();
+    let batches = collect(Arc::clone(&plan), ctx.task_ctx()).await.unwrap();
+    let mut read = Vec::new();
+    gather_events_read(&plan, &mut read);
+    (concat_batches(&schema, &batches).unwrap(), read)
+}
+
+fn gather_events_read(plan: &Arc<dyn ExecutionPlan>, read: &mut Vec<usize>) {
+    if plan.name() == "EventReachExec" {
+        let metrics = plan.metrics().unwrap_or_default();
+        read.push(
+            metrics
+                .sum_by_name("events_read")
+                .map_or(0, |m| m.as_usize()),
+        );
+    }
+    for child in plan.children() {
+        gather_events_read(child, read);
+    }
 }
 
 /// The child side of [`killed_backfills_leave_a_consistent_store`]: backfills

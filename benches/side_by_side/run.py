@@ -5,8 +5,8 @@ One invocation generates a deterministic data set (events over a year for
 skewed users, with nulls and events planted exactly on window boundaries, and
 a spine over the last 90 days), writes it as Parquet, and runs every system's
 formulation on the same files in its own process: Tessera's exact, aligned
-and bucketed plans from raw events and its exact plan from tiles (the
-backfill timed separately), plain DataFusion SQL (a range join, through
+and bucketed plans from raw events, its exact and bucketed plans from tiles
+(the backfill timed separately), plain DataFusion SQL (a range join, through
 Tessera's binary with no feature in play), DuckDB (a range join, and a join
 over pre-aggregated daily buckets) and Polars (rolling windows by key over
 the union of events and spine). Before it reports a time it checks that every
@@ -88,21 +88,24 @@ def generate(events_n, users_n, spine_n, folder, seed=7):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    params = f"events={events_n} users={users_n} spine={spine_n} seed={seed}\n"
+    params = f"events={events_n} users={users_n} spine={spine_n} seed={seed} spine-first\n"
     marker = os.path.join(folder, "params.txt")
     if os.path.exists(marker) and open(marker).read() == params:
         return
-    rng = np.random.default_rng(seed)
     # Skewed activity: user weights from a Zipf-like law.
     weights = 1.0 / np.arange(1, users_n + 1) ** 0.8
     weights /= weights.sum()
+    # The spine has its own generator, so it does not change with the number
+    # of events: tile plans are compared at 10x the events on the same spine.
+    spine_rng = np.random.default_rng([seed, 1])
+    spine_users = spine_rng.choice(users_n, size=spine_n, p=weights).astype(np.int64)
+    spine_ts = YEAR_START + 275 * DAY + spine_rng.integers(0, 90 * DAY, size=spine_n)
+    rng = np.random.default_rng(seed)
     users = rng.choice(users_n, size=events_n, p=weights).astype(np.int64)
     ts = YEAR_START + rng.integers(0, 365 * DAY * 1_000_000, size=events_n) // 1_000_000
     amount = np.round(rng.gamma(2.0, 30.0, size=events_n), 2)
     amount_null = rng.random(events_n) < 0.05
     merchant = rng.integers(0, 500, size=events_n).astype(np.int64)
-    spine_users = rng.choice(users_n, size=spine_n, p=weights).astype(np.int64)
-    spine_ts = YEAR_START + 275 * DAY + rng.integers(0, 90 * DAY, size=spine_n)
     # Planted boundary events: exactly at t, t - 1d, t - 7d, t - 30d of some spine rows.
     planted = min(spine_n, events_n // 50)
     picks = rng.choice(spine_n, size=planted, replace=False)
@@ -394,6 +397,7 @@ def main():
     backfill = binary + ["aggregate", "backfill", "--definitions", os.path.join(folder, "definitions.sql"),
                 "--store-offline", "--lower-bound", "2025-01-01T00:00:00Z", "--upper-bound", "2026-01-02T00:00:00Z",
                 "--tile-store", tiles] + sum((["--feature", f"b.{f}"] for f in FUNCTIONS), [])
+    from_tiles = {"use_tile_store": "true", "tile_store_url": f"'{tiles}'"}
     plans = [
         ("Tessera", "exact, raw events", "exact", binary + ["sql", "-f", write("exact.sql", tessera_query(folder, out("exact"), {}))]),
         ("Tessera", "aligned, raw events", "aligned", binary + ["sql", "-f", write("aligned.sql", tessera_query(folder, out("aligned"), {"align_offline_chalk_window_with_materialization": "true"}))]),
@@ -402,7 +406,10 @@ def main():
         ("Tessera", "exact, raw events (no distinct count)", "exact", binary + ["sql", "-f", write("exact_lean.sql", tessera_query(folder, out("exact_lean"), {}, skip=("merchants",)))]),
         ("Tessera", "bucketed, raw events (no distinct, median)", "bucketed", binary + ["sql", "-f", write("bucketed_lean.sql", tessera_query(folder, out("bucketed_lean"), {"use_materialized_offline_query": "true"}, skip=("merchants", "amount_median")))]),
         ("Tessera", "backfill of the year", None, backfill),
-        ("Tessera", "exact, tiles", "exact", binary + ["sql", "-f", write("tiles.sql", tessera_query(folder, out("tiles"), {"use_tile_store": "true", "tile_store_url": f"'{tiles}'"}))]),
+        ("Tessera", "exact, tiles", "exact", binary + ["sql", "-f", write("tiles.sql", tessera_query(folder, out("tiles"), from_tiles))]),
+        # Bucketed semantics read nothing but tiles: the like-for-like peer is DuckDB's daily buckets.
+        ("Tessera", "bucketed, tiles", "bucketed", binary + ["sql", "-f", write("tiles_bucketed.sql", tessera_query(folder, out("tiles_bucketed"), {**from_tiles, "use_materialized_offline_query": "true"}))]),
+        ("Tessera", "bucketed, tiles (no distinct, median)", "bucketed", binary + ["sql", "-f", write("tiles_bucketed_lean.sql", tessera_query(folder, out("tiles_bucketed_lean"), {**from_tiles, "use_materialized_offline_query": "true"}, skip=("merchants", "amount_median")))]),
         ("DataFusion", "range join (SQL)", "exact", binary + ["sql", "-f", write("datafusion.sql", range_join_sql(folder, out("datafusion"), "datafusion"))]),
         ("DuckDB", "range join", "exact", [sys.executable, "-c", f"import duckdb; c = duckdb.connect(); c.execute({duckdb_settings(folder)!r}); c.execute({range_join_sql(folder, out('duckdb'), 'duckdb')!r})"]),
         ("DuckDB", "daily buckets (no distinct, median)", "bucketed", [sys.executable, "-c", f"import duckdb; c = duckdb.connect(); c.execute({duckdb_settings(folder)!r}); [c.execute(s) for s in {duckdb_buckets_sql(folder, out('duckdb_buckets')).split(';')!r} if s.strip()]"]),
@@ -433,6 +440,8 @@ def main():
     reference = {sem: read(out(sem), "rid") if os.path.exists(out(sem)) else None for sem in outputs}
     checks = {
         ("Tessera", "exact, tiles"): ("exact", out("tiles")),
+        ("Tessera", "bucketed, tiles"): ("bucketed", out("tiles_bucketed")),
+        ("Tessera", "bucketed, tiles (no distinct, median)"): ("bucketed", out("tiles_bucketed_lean")),
         ("Tessera", "exact, raw events (no distinct count)"): ("exact", out("exact_lean")),
         ("Tessera", "bucketed, raw events (no distinct, median)"): ("bucketed", out("bucketed_lean")),
         ("DataFusion", "range join (SQL)"): ("exact", out("datafusion")),

@@ -18,6 +18,11 @@
 //! bucket any row could need, so that the sweep's coverage check (which
 //! looks at a key's first event) sees what it would have seen unpruned.
 //! Pruning changes no result: every event a row reads raw is kept.
+//!
+//! When no event can be kept — tiles cover every bucket of a bucketed query,
+//! so no key reads anything raw — the stage never reads its input: the
+//! events' scan is not started, and the query's time no longer grows with
+//! the number of events. The `events_read` metric counts what was read.
 
 use std::fmt;
 use std::sync::Arc;
@@ -29,6 +34,9 @@ use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::future::{BoxFuture, Shared};
@@ -87,6 +95,15 @@ struct Keep {
 }
 
 impl Keep {
+    /// Whether no event can be kept, whatever its key and time.
+    fn keeps_nothing(&self) -> bool {
+        (self.lower > self.upper && self.uncovered_of.is_empty())
+            || self
+                .keys
+                .as_ref()
+                .is_some_and(|keys| keys.extent(0).is_none())
+    }
+
     fn keeps(&self, ts: i64) -> bool {
         ts <= self.upper && (ts >= self.lower || self.uncovered_of.iter().any(|c| !c.contains(ts)))
     }
@@ -240,6 +257,7 @@ pub struct EventReachExec {
     times: Arc<SpineTimes>,
     /// What to keep, worked out once for all partitions when the spine is read.
     keep: SharedKeep,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 type SharedKeep = Shared<BoxFuture<'static, Result<Arc<Keep>, Arc<DataFusionError>>>>;
@@ -270,6 +288,7 @@ impl EventReachExec {
             reach,
             times,
             keep,
+            metrics: ExecutionPlanMetricsSet::new(),
         }
     }
 }
@@ -306,6 +325,10 @@ impl ExecutionPlan for EventReachExec {
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
         vec![&self.input]
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 
     fn apply_expressions(
@@ -352,12 +375,18 @@ impl ExecutionPlan for EventReachExec {
             time_column: self.time_column,
             key_columns: self.key_columns.clone(),
             keep: self.keep.clone(),
+            baseline: BaselineMetrics::new(&self.metrics, partition),
+            events_read: MetricBuilder::new(&self.metrics).counter("events_read", partition),
         };
         let pruned = futures::stream::try_unfold(state, |mut state| async move {
+            let keep = state.keep.clone().await.map_err(DataFusionError::Shared)?;
+            if keep.keeps_nothing() {
+                return Ok(None);
+            }
             let Some(batch) = state.input.next().await.transpose()? else {
                 return Ok(None);
             };
-            let pruned = state.prune(&batch).await?;
+            let pruned = state.prune(&keep, &batch)?;
             Ok(Some((pruned, state)))
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, pruned)))
@@ -370,12 +399,17 @@ struct Pruning {
     time_column: usize,
     key_columns: Vec<usize>,
     keep: SharedKeep,
+    baseline: BaselineMetrics,
+    events_read: Count,
 }
 
 impl Pruning {
-    async fn prune(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let keep = self.keep.clone().await.map_err(DataFusionError::Shared)?;
+    fn prune(&self, keep: &Keep, batch: &RecordBatch) -> Result<RecordBatch> {
+        let _timer = self.baseline.elapsed_compute().timer();
+        self.events_read.add(batch.num_rows());
         let mask = keep.mask(batch, self.time_column, &self.key_columns)?;
-        Ok(filter_record_batch(batch, &mask)?)
+        let pruned = filter_record_batch(batch, &mask)?;
+        self.baseline.record_output(pruned.num_rows());
+        Ok(pruned)
     }
 }

@@ -175,6 +175,12 @@ impl KeyIndex {
         }
     }
 
+    /// The earliest start and latest end of any key's ranges in `slot`;
+    /// `None` when no key has any.
+    pub(crate) fn extent(&self, slot: usize) -> Option<(i64, i64)> {
+        self.extents.get(slot).copied().flatten()
+    }
+
     /// Whether some key's ranges in `slot` meet `ranges`.
     pub(crate) fn may_need(&self, slot: usize, ranges: &TimeRanges) -> bool {
         self.extents[slot].is_some_and(|(start, end)| !ranges.clip(start, end).is_empty())
