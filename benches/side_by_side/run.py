@@ -8,7 +8,7 @@ formulation on the same files in its own process: Tessera's exact, aligned
 and bucketed plans from raw events, its exact and bucketed plans from tiles
 (the backfill timed separately), plain DataFusion SQL (a range join, through
 Tessera's binary with no feature in play), DuckDB (a range join, and a join
-over pre-aggregated daily buckets) and Polars (rolling windows by key over
+over daily buckets, aggregated in the run or stored beforehand) and Polars (rolling windows by key over
 the union of events and spine). Before it reports a time it checks that every
 system's answers agree with Tessera's on the same semantics (exact aggregates
 to 1e-9; sketches within their error bounds), then prints one table: system,
@@ -19,6 +19,7 @@ plan.
     python3 benches/side_by_side/run.py --size medium       # ~20M events, 1M spine rows
     python3 benches/side_by_side/run.py --size medium --systems tessera --memory-limit 1G
     python3 benches/side_by_side/run.py --events 5000000 --users 200000 --spine 100000 --systems tessera
+    python3 benches/side_by_side/run.py --size medium --work DIR --only "duckdb: store"   # some formulations
 
 It builds nothing: it runs `target/release/tessera` (build it with
 `cargo build --release -p tessera-cli`) and installs duckdb, polars, pyarrow
@@ -231,8 +232,18 @@ def range_join_sql(folder, out, dialect):
     return f"COPY ({query}) TO '{out}' (FORMAT PARQUET);"
 
 
-def duckdb_buckets_sql(folder, out):
-    """Bucketed semantics over pre-aggregated daily buckets (no distinct count or median: not mergeable)."""
+DAILY_BUCKETS = ("SELECT user_id, date_trunc('day', ts) AS day, count(amount) AS n, sum(amount) AS total, "
+                 "sum(amount * amount) AS squares, min(amount) AS lo, max(amount) AS hi "
+                 "FROM read_parquet('{folder}/events.parquet') GROUP BY ALL")
+
+
+def duckdb_buckets_sql(folder, out, buckets="buckets"):
+    """Bucketed semantics over daily buckets (no distinct count or median: not mergeable).
+
+    With `buckets="buckets"` the buckets are aggregated in the same run; any
+    other value is a relation of buckets stored beforehand (see
+    `duckdb_store_buckets_sql`), DuckDB's counterpart of reading tiles.
+    """
     parts = [(seconds, f"date_trunc('day', s.ts - INTERVAL '{seconds} seconds')") for _, seconds in WINDOWS]
     selects = []
     for seconds, lo in parts:
@@ -248,13 +259,16 @@ def duckdb_buckets_sql(folder, out):
             f"max(CASE WHEN {cond} THEN b.hi END) AS \"{column('amount_max', seconds)}\"",
             f"CASE WHEN {n} >= 2 THEN sqrt(greatest(({squares} - {total} * {total} / {n}) / ({n} - 1), 0)) END AS \"{column('amount_std', seconds)}\"",
         ]
-    return (f"SET TimeZone = 'UTC';\n"
-            f"CREATE TABLE buckets AS SELECT user_id, date_trunc('day', ts) AS day, count(amount) AS n, sum(amount) AS total, "
-            f"sum(amount * amount) AS squares, min(amount) AS lo, max(amount) AS hi "
-            f"FROM read_parquet('{folder}/events.parquet') GROUP BY ALL;\n"
-            f"COPY (SELECT s.rid, {', '.join(selects)} FROM read_parquet('{folder}/spine.parquet') s LEFT JOIN buckets b "
+    build = f"CREATE TABLE buckets AS {DAILY_BUCKETS.format(folder=folder)};\n" if buckets == "buckets" else ""
+    return (f"SET TimeZone = 'UTC';\n" + build +
+            f"COPY (SELECT s.rid, {', '.join(selects)} FROM read_parquet('{folder}/spine.parquet') s LEFT JOIN {buckets} b "
             f"ON b.user_id = s.user_id AND b.day >= date_trunc('day', s.ts - INTERVAL '{WINDOWS[-1][1]} seconds') AND b.day < date_trunc('day', s.ts) "
             f"GROUP BY s.rid) TO '{out}' (FORMAT PARQUET);")
+
+
+def duckdb_store_buckets_sql(folder, path):
+    """The daily buckets of the whole year, written once as Parquet (DuckDB's backfill)."""
+    return f"SET TimeZone = 'UTC';\nCOPY ({DAILY_BUCKETS.format(folder=folder)}) TO '{path}' (FORMAT PARQUET);"
 
 
 def polars_script(folder, out, skip=()):
@@ -365,6 +379,9 @@ def main():
                         help="comma-separated systems to run (Tessera always runs: it is the reference)")
     parser.add_argument("--memory-limit", default=None,
                         help="DataFusion memory pool for Tessera and plain DataFusion, e.g. 1G (sorts spill past it)")
+    parser.add_argument("--only", default=None,
+                        help="run only formulations whose 'system: formulation' contains this text; answers are "
+                             "checked against the Tessera outputs an earlier run left in --work")
     parser.add_argument("--runs", type=int, default=3, help="runs per formulation (the median is reported)")
     parser.add_argument("--tessera", default="target/release/tessera")
     parser.add_argument("--work", default=None, help="folder for data and outputs (default: a temporary one)")
@@ -397,6 +414,12 @@ def main():
     backfill = binary + ["aggregate", "backfill", "--definitions", os.path.join(folder, "definitions.sql"),
                 "--store-offline", "--lower-bound", "2025-01-01T00:00:00Z", "--upper-bound", "2026-01-02T00:00:00Z",
                 "--tile-store", tiles] + sum((["--feature", f"b.{f}"] for f in FUNCTIONS), [])
+    stored_buckets = os.path.join(folder, "duckdb_daily_buckets.parquet")
+
+    def duckdb_sql(text):
+        statements = [s for s in text.split(";") if s.strip()]
+        return [sys.executable, "-c", f"import duckdb; c = duckdb.connect(); c.execute({duckdb_settings(folder)!r}); [c.execute(s) for s in {statements!r}]"]
+
     from_tiles = {"use_tile_store": "true", "tile_store_url": f"'{tiles}'"}
     plans = [
         ("Tessera", "exact, raw events", "exact", binary + ["sql", "-f", write("exact.sql", tessera_query(folder, out("exact"), {}))]),
@@ -412,12 +435,17 @@ def main():
         ("Tessera", "bucketed, tiles (no distinct, median)", "bucketed", binary + ["sql", "-f", write("tiles_bucketed_lean.sql", tessera_query(folder, out("tiles_bucketed_lean"), {**from_tiles, "use_materialized_offline_query": "true"}, skip=("merchants", "amount_median")))]),
         ("DataFusion", "range join (SQL)", "exact", binary + ["sql", "-f", write("datafusion.sql", range_join_sql(folder, out("datafusion"), "datafusion"))]),
         ("DuckDB", "range join", "exact", [sys.executable, "-c", f"import duckdb; c = duckdb.connect(); c.execute({duckdb_settings(folder)!r}); c.execute({range_join_sql(folder, out('duckdb'), 'duckdb')!r})"]),
-        ("DuckDB", "daily buckets (no distinct, median)", "bucketed", [sys.executable, "-c", f"import duckdb; c = duckdb.connect(); c.execute({duckdb_settings(folder)!r}); [c.execute(s) for s in {duckdb_buckets_sql(folder, out('duckdb_buckets')).split(';')!r} if s.strip()]"]),
+        ("DuckDB", "daily buckets (no distinct, median)", "bucketed", duckdb_sql(duckdb_buckets_sql(folder, out("duckdb_buckets")))),
+        # Buckets stored beforehand, like tiles: the aggregation timed apart, as the backfill is.
+        ("DuckDB", "daily buckets: store the year's", None, duckdb_sql(duckdb_store_buckets_sql(folder, stored_buckets))),
+        ("DuckDB", "stored daily buckets (no distinct, median)", "bucketed", duckdb_sql(duckdb_buckets_sql(folder, out("duckdb_stored_buckets"), f"read_parquet('{stored_buckets}')"))),
         ("DuckDB", "range join per window, 8 user chunks", "exact", [sys.executable, "-c", duckdb_chunked_script(folder, out("duckdb_chunked"))]),
         ("Polars", "rolling by key", "exact", [sys.executable, "-c", polars_script(folder, out("polars"))]),
         ("Polars", "rolling by key (no distinct count)", "exact", [sys.executable, "-c", polars_script(folder, out("polars_lean"), skip=("merchants",))]),
     ]
     plans = [plan for plan in plans if plan[0].lower() in systems]
+    if args.only:
+        plans = [plan for plan in plans if args.only.lower() in f"{plan[0]}: {plan[1]}".lower()]
     outputs = {"exact": "exact", "aligned": "aligned", "bucketed": "bucketed"}
     results = []
     for system, formulation, semantics, command in plans:
@@ -447,11 +475,13 @@ def main():
         ("DataFusion", "range join (SQL)"): ("exact", out("datafusion")),
         ("DuckDB", "range join"): ("exact", out("duckdb")),
         ("DuckDB", "daily buckets (no distinct, median)"): ("bucketed", out("duckdb_buckets")),
+        ("DuckDB", "stored daily buckets (no distinct, median)"): ("bucketed", out("duckdb_stored_buckets")),
         ("DuckDB", "range join per window, 8 user chunks"): ("exact", out("duckdb_chunked")),
         ("Polars", "rolling by key"): ("exact", out("polars")),
         ("Polars", "rolling by key (no distinct count)"): ("exact", out("polars_lean")),
     }
-    baseline = statistics.median(results[0][3]) if results[0][3] else None
+    first = results[0] if results else None
+    baseline = statistics.median(first[3]) if first and first[1] == "exact, raw events" and first[3] else None
     print()
     print(f"| system | formulation | wall time (median) | peak memory | vs Tessera exact | answers |")
     print(f"|---|---|---|---|---|---|")
