@@ -543,10 +543,9 @@ async fn covered_bucketed_queries_read_no_events() {
         ..TesseraOptions::default()
     };
     let with_tiles = |options: &TesseraOptions| TesseraOptions {
-        use_materialized_offline_query: options.use_materialized_offline_query,
-        align_offline_chalk_window_with_materialization: options
-            .align_offline_chalk_window_with_materialization,
-        ..tile_options(url)
+        use_tile_store: true,
+        tile_store_url: url.to_string(),
+        ..options.clone()
     };
     for (options, tiles_read) in [(bucketed, 0), (aligned, 60_000)] {
         let (raw, raw_read) = amounts_and_events_read(&ctx, options.clone()).await;

@@ -183,7 +183,8 @@ impl KeyIndex {
 
     /// Whether some key's ranges in `slot` meet `ranges`.
     pub(crate) fn may_need(&self, slot: usize, ranges: &TimeRanges) -> bool {
-        self.extents[slot].is_some_and(|(start, end)| !ranges.clip(start, end).is_empty())
+        self.extent(slot)
+            .is_some_and(|(start, end)| !ranges.clip(start, end).is_empty())
     }
 
     /// Encodes key columns (of the spine's key types) for [`Self::get`].
