@@ -116,29 +116,32 @@ impl Keep {
         key_columns: &[usize],
     ) -> Result<BooleanArray> {
         let times = to_micros(batch.column(time_column))?;
+        // Plain booleans: an iterator of `Option<bool>` builds a validity bitmap too.
         let Some(keys) = &self.keys else {
-            return Ok(times
+            let keep: Vec<bool> = times
                 .iter()
-                .map(|t| Some(t.is_some_and(|t| self.keeps(t))))
-                .collect());
+                .map(|t| t.is_some_and(|t| self.keeps(t)))
+                .collect();
+            return Ok(BooleanArray::from(keep));
         };
         let columns: Vec<ArrayRef> = key_columns
             .iter()
             .map(|&i| Arc::clone(batch.column(i)))
             .collect();
         let batch_keys = keys.batch_keys(&columns)?;
-        Ok(times
+        let keep: Vec<bool> = times
             .iter()
             .enumerate()
             .map(|(i, t)| {
-                Some(t.is_some_and(|t| {
+                t.is_some_and(|t| {
                     self.keeps(t)
                         && keys
                             .get(&batch_keys, i, 0)
                             .is_some_and(|raw| raw.contains(t))
-                }))
+                })
             })
-            .collect())
+            .collect();
+        Ok(BooleanArray::from(keep))
     }
 }
 

@@ -889,6 +889,9 @@ struct EventCursor {
     batch: Option<(RecordBatch, Rows)>,
     offset: usize,
     exhausted: bool,
+    /// The answer for a key with no events, built once: most keys of a
+    /// sparse input have none, and a fresh empty batch allocates every column.
+    no_events: RecordBatch,
 }
 
 impl EventCursor {
@@ -899,6 +902,7 @@ impl EventCursor {
         key_columns: Vec<usize>,
     ) -> Self {
         Self {
+            no_events: RecordBatch::new_empty(stream.schema()),
             stream,
             converter,
             key_columns,
@@ -927,7 +931,11 @@ impl EventCursor {
                 break;
             }
         }
-        Ok(concat_batches(&self.stream.schema(), &pieces)?)
+        match pieces.as_slice() {
+            [] => Ok(self.no_events.clone()),
+            [only] => Ok(only.clone()),
+            _ => Ok(concat_batches(&self.stream.schema(), &pieces)?),
+        }
     }
 
     /// Makes sure a batch with unread rows is loaded; `false` at the end of the stream.

@@ -343,15 +343,17 @@ impl FileReader {
         let buckets = batch.column(keys).as_primitive::<Int64Type>();
         // Files hold each key's rows together: look a key up once per run.
         let mut read = None;
-        let keep: BooleanArray = (0..batch.num_rows())
+        // Plain booleans: an iterator of `Option<bool>` builds a validity bitmap too.
+        let keep: Vec<bool> = (0..batch.num_rows())
             .map(|i| {
                 if i == 0 || !batch_keys.same_key(i, i - 1) {
                     read = index.get(&batch_keys, i, self.slot);
                 }
                 let bucket = buckets.value(i);
-                Some(read.is_some_and(|read| read.contains(bucket)) && file.valid.contains(bucket))
+                read.is_some_and(|read| read.contains(bucket)) && file.valid.contains(bucket)
             })
             .collect();
+        let keep = BooleanArray::from(keep);
         Ok(filter_record_batch(batch, &keep)?)
     }
 }
