@@ -8,8 +8,8 @@ formulation on the same files in its own process: Tessera's exact, aligned
 and bucketed plans from raw events, its exact and bucketed plans from tiles
 (the backfill timed separately), plain DataFusion SQL (a range join, through
 Tessera's binary with no feature in play), DuckDB (a range join, and a join
-over daily buckets, aggregated in the run or stored beforehand) and Polars (rolling windows by key over
-the union of events and spine). Before it reports a time it checks that every
+over daily buckets, aggregated in the run or stored beforehand) and Polars
+(rolling windows by key over the union of events and spine). Before it reports a time it checks that every
 system's answers agree with Tessera's on the same semantics (exact aggregates
 to 1e-9; sketches within their error bounds), then prints one table: system,
 formulation, median wall time, peak memory and the ratio to Tessera's exact
@@ -434,7 +434,7 @@ def main():
         ("Tessera", "bucketed, tiles", "bucketed", binary + ["sql", "-f", write("tiles_bucketed.sql", tessera_query(folder, out("tiles_bucketed"), {**from_tiles, "use_materialized_offline_query": "true"}))]),
         ("Tessera", "bucketed, tiles (no distinct, median)", "bucketed", binary + ["sql", "-f", write("tiles_bucketed_lean.sql", tessera_query(folder, out("tiles_bucketed_lean"), {**from_tiles, "use_materialized_offline_query": "true"}, skip=("merchants", "amount_median")))]),
         ("DataFusion", "range join (SQL)", "exact", binary + ["sql", "-f", write("datafusion.sql", range_join_sql(folder, out("datafusion"), "datafusion"))]),
-        ("DuckDB", "range join", "exact", [sys.executable, "-c", f"import duckdb; c = duckdb.connect(); c.execute({duckdb_settings(folder)!r}); c.execute({range_join_sql(folder, out('duckdb'), 'duckdb')!r})"]),
+        ("DuckDB", "range join", "exact", duckdb_sql(range_join_sql(folder, out("duckdb"), "duckdb"))),
         ("DuckDB", "daily buckets (no distinct, median)", "bucketed", duckdb_sql(duckdb_buckets_sql(folder, out("duckdb_buckets")))),
         # Buckets stored beforehand, like tiles: the aggregation timed apart, as the backfill is.
         ("DuckDB", "daily buckets: store the year's", None, duckdb_sql(duckdb_store_buckets_sql(folder, stored_buckets))),
