@@ -9,6 +9,11 @@ use datafusion::prelude::SessionConfig;
 use crate::common::run;
 
 async fn physical_plan(settings: &str) -> String {
+    physical_plan_of(settings, "'u.amount'").await
+}
+
+/// The plan of the training set of `features` (SQL string literals) after `settings`.
+async fn physical_plan_of(settings: &str, features: &str) -> String {
     let ctx = tessera::new_context(SessionConfig::new().with_target_partitions(2));
     run(
         &ctx,
@@ -17,6 +22,8 @@ async fn physical_plan(settings: &str) -> String {
              CREATE TABLE spine (user_id INT, ts TIMESTAMP) AS VALUES (1, TIMESTAMP '2025-03-10 00:00:00');
              CREATE WINDOWED FEATURE u.amount FROM t KEY user_id TIMESTAMP ts AGGREGATE sum(amount)
                  WINDOWS ('1d', '30d') WITH (bucket_duration = '1d', bucket_durations = '1h: 1d');
+             CREATE WINDOWED FEATURE u.amount_max FROM t KEY user_id TIMESTAMP ts AGGREGATE max(amount)
+                 WINDOWS ('1d', '30d') WITH (bucket_duration = '1d', bucket_durations = '1h: 1d');
              {settings}"
         ),
     )
@@ -24,7 +31,7 @@ async fn physical_plan(settings: &str) -> String {
     .unwrap();
     let frame = tessera::execute_sql(
         &ctx,
-        "SELECT * FROM point_in_time('spine', 'ts', 'u.amount')",
+        &format!("SELECT * FROM point_in_time('spine', 'ts', {features})"),
     )
     .await
     .unwrap()
@@ -52,10 +59,15 @@ async fn buffered_buckets_plan() {
     insta::assert_snapshot!("buffered_buckets", physical_plan(settings).await);
 }
 
+/// Two aggregations of one series on two grids: one scan per grid reads
+/// both aggregations' states from the files they share.
 #[tokio::test]
 async fn tiles_plan() {
     let settings = "SET tessera.tile_store_url = 'memory://plans-tiles';
-        BACKFILL WINDOWED FEATURE u.amount FROM '2025-01-01T00:00:00Z' TO '2025-03-09T00:00:00Z';
+        BACKFILL WINDOWED FEATURES u.amount, u.amount_max FROM '2025-01-01T00:00:00Z' TO '2025-03-09T00:00:00Z';
         SET tessera.use_tile_store = true;";
-    insta::assert_snapshot!("tiles", physical_plan(settings).await);
+    insta::assert_snapshot!(
+        "tiles",
+        physical_plan_of(settings, "'u.amount', 'u.amount_max'").await
+    );
 }

@@ -32,7 +32,9 @@ use tessera::tiles::Snapshot;
 use tessera::time::parse_instant;
 use tessera::{FeatureName, TesseraOptions, TrainingSet};
 
-/// 60,000 events over 67 days for 40 users, a 400-row spine, and two features on a 1d grid.
+/// 60,000 events over 67 days for 40 users, a 400-row spine, and features on
+/// a 1d grid: two of different values (most tests use those), and two more
+/// of `user.amount`'s series.
 const SETUP: &str = "
 CREATE TABLE events AS
   SELECT value % 40 AS user_id, to_timestamp_seconds(1735689600 + value * 97) AS ts,
@@ -45,6 +47,10 @@ CREATE WINDOWED FEATURE user.amount FROM events KEY user_id TIMESTAMP ts
   AGGREGATE sum(amount) WINDOWS ('1d', '7d') WITH (bucket_duration = '1d');
 CREATE WINDOWED FEATURE user.merchants FROM events KEY user_id TIMESTAMP ts
   AGGREGATE approx_count_distinct(merchant) WINDOWS ('7d', 'all') WITH (bucket_duration = '1d');
+CREATE WINDOWED FEATURE user.amount_max FROM events KEY user_id TIMESTAMP ts
+  AGGREGATE max(amount) WINDOWS ('1d', '7d') WITH (bucket_duration = '1d');
+CREATE WINDOWED FEATURE user.amount_mean FROM events KEY user_id TIMESTAMP ts
+  AGGREGATE mean(amount) WINDOWS ('7d') WITH (bucket_duration = '1d');
 ";
 
 const LOWER: &str = "2025-01-01T00:00:00Z";
@@ -573,22 +579,126 @@ async fn amounts_and_events_read(
     let schema = frame.schema().inner().clone();
     let plan = frame.create_physical_plan().await.unwrap();
     let batches = collect(Arc::clone(&plan), ctx.task_ctx()).await.unwrap();
-    let mut read = Vec::new();
-    gather_events_read(&plan, &mut read);
+    let mut stages = Vec::new();
+    plans_named(&plan, "EventReachExec", &mut stages);
+    let read = stages
+        .iter()
+        .map(|stage| {
+            let metrics = stage.metrics().unwrap_or_default();
+            metrics
+                .sum_by_name("events_read")
+                .map_or(0, |m| m.as_usize())
+        })
+        .collect();
     (concat_batches(&schema, &batches).unwrap(), read)
 }
 
-fn gather_events_read(plan: &Arc<dyn ExecutionPlan>, read: &mut Vec<usize>) {
-    if plan.name() == "EventReachExec" {
-        let metrics = plan.metrics().unwrap_or_default();
-        read.push(
-            metrics
-                .sum_by_name("events_read")
-                .map_or(0, |m| m.as_usize()),
+/// The tile sets of one series share their files: a backfill writes one
+/// file per series and chunk holding every aggregation's states, and a
+/// query reads it with one scan. After a later backfill rewrote one of them
+/// over part of the range their files differ, and each gets its own scan.
+/// Either way the answers are the raw ones.
+#[tokio::test]
+async fn a_series_tile_sets_share_files_and_scans() {
+    let ctx = session().await;
+    let url = "memory://shared";
+    let store = TileStore::open(url).unwrap();
+    let series = ["user.amount", "user.amount_max", "user.amount_mean"];
+    let report = backfill_features(&ctx, &store, &series, LOWER, UPPER).await;
+    // 73 days in 20-day chunks: 4 chunks, one file each for the one series.
+    assert_eq!((report.tile_sets, report.files), (3, 4));
+    let snapshot = assert_consistent(&store).await;
+    let paths = |state: &tessera::tiles::TileSetState| -> Vec<String> {
+        let mut paths: Vec<String> = state.files.iter().map(|f| f.file.path.clone()).collect();
+        paths.sort();
+        paths
+    };
+    let states: Vec<_> = snapshot.tile_sets.values().collect();
+    assert_eq!(states.len(), 3);
+    assert!(states.iter().all(|state| paths(state) == paths(states[0])));
+    for state in &states {
+        let columns = &state.files[0].file.columns;
+        assert_eq!(columns.len(), state.description.state_columns.len());
+        assert!(
+            states
+                .iter()
+                .filter(|other| other.description != state.description)
+                .all(|other| other.files[0]
+                    .file
+                    .columns
+                    .iter()
+                    .all(|c| !columns.contains(c)))
         );
     }
+    let options = tile_options(url);
+    let raw = features_and_scans(&ctx, &series, TesseraOptions::default()).await;
+    assert_eq!(raw.1, 0);
+    assert_eq!(
+        features_and_scans(&ctx, &series, options.clone()).await,
+        (raw.0.clone(), 1)
+    );
+
+    let report = backfill_features(
+        &ctx,
+        &store,
+        &["user.amount_max"],
+        "2025-01-21T00:00:00Z",
+        "2025-02-10T00:00:00Z",
+    )
+    .await;
+    assert_eq!((report.tile_sets, report.files), (1, 1));
+    assert_consistent(&store).await;
+    assert_eq!(features_and_scans(&ctx, &series, options).await, (raw.0, 2));
+}
+
+/// Backfills `features` over `[lower, upper)` in 20-day chunks.
+async fn backfill_features(
+    ctx: &SessionContext,
+    store: &TileStore,
+    features: &[&str],
+    lower: &str,
+    upper: &str,
+) -> BackfillReport {
+    let request = BackfillRequest {
+        features: features
+            .iter()
+            .map(|name| FeatureName::parse(name).unwrap())
+            .collect(),
+        ..request(lower, upper)
+    };
+    let state = ctx.state();
+    let plan = plan_backfill(&state, &request).unwrap();
+    run_backfill(&state, store, &plan, &NoProgress)
+        .await
+        .unwrap()
+}
+
+/// The training set of `features` and the number of tile scans its plan has.
+async fn features_and_scans(
+    ctx: &SessionContext,
+    features: &[&str],
+    options: TesseraOptions,
+) -> (RecordBatch, usize) {
+    let mut training_set = TrainingSet::new(ctx.table("spine").await.unwrap(), "ts");
+    for feature in features {
+        training_set = training_set.feature(feature);
+    }
+    let frame = training_set.options(options).build().unwrap();
+    let schema = frame.schema().inner().clone();
+    let plan = frame.create_physical_plan().await.unwrap();
+    let batches = collect(Arc::clone(&plan), ctx.task_ctx()).await.unwrap();
+    let mut scans = Vec::new();
+    plans_named(&plan, "TileScanExec", &mut scans);
+    (concat_batches(&schema, &batches).unwrap(), scans.len())
+}
+
+/// Every node of `plan` named `name`.
+fn plans_named(plan: &Arc<dyn ExecutionPlan>, name: &str, found: &mut Vec<Arc<dyn ExecutionPlan>>) {
+    if plan.name() == name {
+        found.push(Arc::clone(plan));
+    }
     for child in plan.children() {
-        gather_events_read(child, read);
+        plans_named(child, name, found);
     }
 }
 

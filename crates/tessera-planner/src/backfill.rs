@@ -11,9 +11,12 @@
 //! sorts by key and time (DataFusion's sort spills under a memory limit), and
 //! the sorted stream is folded run by run — one run per key and bucket —
 //! into the state rows of every one of those tile sets at once, one batch
-//! and one run at a time. Each chunk becomes one file per tile set, encoded
-//! and written at once and checked, while DataFusion already sorts the next
-//! chunk (so the fold and the sort overlap); only after every file is
+//! and one run at a time. Each chunk becomes one file per series, holding
+//! the states of every tile set of the series side by side (so a key and
+//! bucket is written once, and read once by a query needing several of its
+//! aggregations); the files are encoded and written at once and checked,
+//! while DataFusion already sorts the next chunk (so the fold and the sort
+//! overlap); only after every file is
 //! written does one commit make all of them live, replacing
 //! whatever covered those ranges before. A failure anywhere leaves
 //! the store as it was, apart from unreferenced files that vacuum removes.
@@ -35,7 +38,7 @@ use tessera_aggregates::AggregateImplementation;
 use tessera_definitions::FeatureName;
 use tessera_tiles::{
     BUCKET_START_COLUMN, CommitRequest, RangeChange, SeriesDescription, TileFile,
-    TileSetDescription, TileStore,
+    TileSetDescription, TileStore, state_column,
 };
 use tessera_time::{Duration, Grid, Instant, MICROS_PER_DAY, format_instant};
 
@@ -88,22 +91,29 @@ pub struct BackfillPlan {
 }
 
 impl BackfillPlan {
-    /// How many chunks the backfill reads in all.
+    /// How many chunk reports the backfill makes: one per series and chunk.
     pub fn chunk_count(&self) -> usize {
-        self.tile_sets.iter().map(|t| t.chunks.len()).sum()
+        let mut series: Vec<(String, usize)> = Vec::new();
+        for tile_set in &self.tile_sets {
+            let id = tile_set.description.series.id();
+            if !series.iter().any(|(s, _)| *s == id) {
+                series.push((id, tile_set.chunks.len()));
+            }
+        }
+        series.iter().map(|(_, chunks)| chunks).sum()
     }
 }
 
-/// What one chunk of a backfill read and wrote.
+/// What one chunk of a backfill read and wrote for one series.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkReport {
-    /// The tile set.
-    pub tile_set: String,
+    /// The series' tile sets, whose states its file holds.
+    pub tile_sets: Vec<String>,
     /// The chunk's bucket range.
     pub start: Instant,
     /// See `start`.
     pub end: Instant,
-    /// Events read. Tile sets reading the same events share a chunk's read,
+    /// Events read. Series reading the same events share a chunk's read,
     /// whose events are reported with the first of them (0 for the others).
     pub events: u64,
     /// Tile rows (non-empty key buckets) written.
@@ -135,7 +145,7 @@ pub struct BackfillReport {
     pub version: u64,
     /// Tile sets written.
     pub tile_sets: usize,
-    /// Files written.
+    /// Files written (one per series and chunk with events).
     pub files: usize,
     /// Events read (once per series and chunk, however many tile sets they feed).
     pub events: u64,
@@ -263,12 +273,12 @@ pub async fn run_backfill(
                 report.events += chunk.report.events;
                 report.tile_rows += chunk.report.tile_rows;
                 report.bytes += chunk.report.bytes;
+                report.files += chunk.report.files;
                 progress.chunk_done(&chunk.report);
-                files.extend(chunk.file);
+                files.extend(chunk.files);
             }
         }
     }
-    report.files = files.len();
     let request = CommitRequest {
         operation: format!(
             "backfill [{}, {})",
@@ -296,9 +306,10 @@ pub async fn run_backfill(
     Ok(report)
 }
 
-/// A chunk's file (none when it had no events) and what it did.
+/// A series' chunk file, as one entry per tile set (none when the chunk had
+/// no events), and what it did.
 struct ChunkOutcome {
-    file: Option<TileFile>,
+    files: Vec<TileFile>,
     report: ChunkReport,
 }
 
@@ -312,6 +323,9 @@ struct SharedRead<'a> {
     columns: Vec<Expr>,
     /// Per tile set, the positions of its arguments in `columns`.
     positions: Vec<Vec<usize>>,
+    /// Per series, its id and its tile sets (positions in `tile_sets`): one
+    /// file per chunk each.
+    series: Vec<(String, Vec<usize>)>,
 }
 
 impl<'a> SharedRead<'a> {
@@ -320,12 +334,19 @@ impl<'a> SharedRead<'a> {
             tile_sets: Vec::new(),
             columns: Vec::new(),
             positions: Vec::new(),
+            series: Vec::new(),
         };
         read.add(tile_set, arguments);
         read
     }
 
     fn add(&mut self, tile_set: &'a PlannedTileSet, arguments: Vec<Expr>) {
+        let series = tile_set.description.series.id();
+        let member = self.tile_sets.len();
+        match self.series.iter_mut().find(|(id, _)| *id == series) {
+            Some((_, members)) => members.push(member),
+            None => self.series.push((series, vec![member])),
+        }
         let positions = arguments
             .into_iter()
             .map(
@@ -403,8 +424,8 @@ async fn read_ahead(
     Ok(builder.build())
 }
 
-/// Folds one chunk's sorted events (read once) into a file per tile set of
-/// `group`. The chunk's events are reported with the first tile set.
+/// Folds one chunk's sorted events (read once) into a file per series of
+/// `group`. The chunk's events are reported with the first series.
 async fn backfill_chunk(
     store: &TileStore,
     group: &SharedRead<'_>,
@@ -412,53 +433,50 @@ async fn backfill_chunk(
     start: Instant,
     end: Instant,
 ) -> Result<Vec<ChunkOutcome>> {
-    let first = group.tile_sets[0];
-    let features: Vec<(&BoundFeature, &[usize])> = group
-        .tile_sets
-        .iter()
-        .zip(&group.positions)
-        .map(|(t, positions)| (&t.feature, positions.as_slice()))
-        .collect();
-    let mut builder = TileRowBuilder::try_new(&features, first.grid)?;
+    let mut builder = TileRowBuilder::try_new(group)?;
     while let Some(batch) = events.next().await {
         builder.push(batch?)?;
     }
     let (outputs, events_read) = builder.finish()?;
-    // One file per tile set, encoded and written at once; nothing is live
+    // One file per series, encoded and written at once; nothing is live
     // before the commit, so their order does not matter.
-    let writes =
-        group
-            .tile_sets
-            .iter()
-            .zip(outputs)
-            .map(|(tile_set, (schema, batches))| async move {
-                let tile_rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-                let file = if tile_rows == 0 {
-                    None
-                } else {
-                    Some(
-                        store
-                            .write_tile(&tile_set.id, &schema, &batches, start, end)
-                            .await?,
+    let writes = group
+        .series
+        .iter()
+        .zip(outputs)
+        .map(|((series, members), output)| async move {
+            let tile_rows: u64 = output.batches.iter().map(|b| b.num_rows() as u64).sum();
+            let files = if tile_rows == 0 {
+                Vec::new()
+            } else {
+                store
+                    .write_tiles(
+                        series,
+                        &output.columns,
+                        &output.schema,
+                        &output.batches,
+                        (start, end),
                     )
-                };
-                Ok::<_, datafusion::common::DataFusionError>((tile_set, tile_rows, file))
-            });
+                    .await?
+            };
+            let tile_sets = members.iter().map(|&m| group.tile_sets[m].id.clone());
+            Ok::<_, datafusion::common::DataFusionError>((tile_sets.collect(), tile_rows, files))
+        });
     let written = futures::future::try_join_all(writes).await?;
     let outcomes = written
         .into_iter()
         .enumerate()
-        .map(|(i, (tile_set, tile_rows, file))| ChunkOutcome {
+        .map(|(i, (tile_sets, tile_rows, files))| ChunkOutcome {
             report: ChunkReport {
-                tile_set: tile_set.id.clone(),
+                tile_sets,
                 start,
                 end,
                 events: if i == 0 { events_read } else { 0 },
                 tile_rows,
-                bytes: file.as_ref().map_or(0, |f| f.size),
-                files: usize::from(file.is_some()),
+                bytes: files.first().map_or(0, |f: &TileFile| f.size),
+                files: usize::from(!files.is_empty()),
             },
-            file,
+            files,
         })
         .collect();
     Ok(outcomes)
@@ -522,34 +540,40 @@ fn chunk_plan(
     plan.build()
 }
 
-/// One tile set's rows of a chunk, with their schema.
-type TileRows = (SchemaRef, Vec<RecordBatch>);
+/// One series' tile rows of a chunk: the file's schema, the columns
+/// holding each of its tile sets' states, and the rows.
+struct SeriesRows {
+    schema: SchemaRef,
+    /// Per tile set of the series: its id and its state columns' names.
+    columns: Vec<(String, Vec<String>)>,
+    batches: Vec<RecordBatch>,
+}
 
 /// Folds a key- and time-sorted event stream into tile rows, one per key and
 /// bucket, for several aggregations of the same events at once.
 struct TileRowBuilder {
     keys: usize,
     grid: Grid,
-    /// Per aggregation: its implementation, its tile files' schema and the
-    /// positions of its arguments among the read columns.
-    aggregations: Vec<(Arc<dyn AggregateImplementation>, SchemaRef, Vec<usize>)>,
+    /// Per aggregation: its implementation and the positions of its
+    /// arguments among the read columns.
+    aggregations: Vec<(Arc<dyn AggregateImplementation>, Vec<usize>)>,
+    /// Per series: its file's rows so far, and its aggregations in column order.
+    series: Vec<(SeriesRows, Vec<usize>)>,
     converter: RowConverter,
     /// The last run of the previous batch, which the next batch may continue.
     carry: Option<RecordBatch>,
-    /// Per aggregation, its tile rows so far.
-    output: Vec<Vec<RecordBatch>>,
     events: u64,
 }
 
 impl TileRowBuilder {
-    /// A builder for `features` — each with the positions of its arguments
-    /// among the columns read — which read the same events on `grid`.
-    fn try_new(features: &[(&BoundFeature, &[usize])], grid: Grid) -> Result<Self> {
-        let Some(&(first, _)) = features.first() else {
-            return datafusion::common::internal_err!("a tile row builder needs a feature");
+    /// A builder for the tile sets of `group`, which read the same events on one grid.
+    fn try_new(group: &SharedRead<'_>) -> Result<Self> {
+        let Some(first) = group.tile_sets.first() else {
+            return datafusion::common::internal_err!("a tile row builder needs a tile set");
         };
-        let key_types = key_types(first)?;
+        let key_types = key_types(&first.feature)?;
         let mut key_fields: Vec<Arc<Field>> = first
+            .feature
             .definition
             .keys
             .iter()
@@ -561,17 +585,38 @@ impl TileRowBuilder {
             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             false,
         )));
-        let aggregations = features
+        let aggregations = group
+            .tile_sets
             .iter()
-            .map(|&(feature, positions)| {
-                let implementation = feature.aggregate.implementation()?;
-                let mut fields = key_fields.clone();
-                fields.extend(implementation.state_fields(feature.aggregate.kind.name()));
+            .zip(&group.positions)
+            .map(|(tile_set, positions)| {
                 Ok((
-                    implementation,
-                    Arc::new(Schema::new(fields)),
-                    positions.to_vec(),
+                    tile_set.feature.aggregate.implementation()?,
+                    positions.clone(),
                 ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let series = group
+            .series
+            .iter()
+            .map(|(_, members)| {
+                let mut fields = key_fields.clone();
+                let mut columns = Vec::with_capacity(members.len());
+                for &member in members {
+                    let tile_set = group.tile_sets[member];
+                    let named = tile_set_state_fields(tile_set)?;
+                    columns.push((
+                        tile_set.id.clone(),
+                        named.iter().map(|f| f.name().clone()).collect(),
+                    ));
+                    fields.extend(named);
+                }
+                let rows = SeriesRows {
+                    schema: Arc::new(Schema::new(fields)),
+                    columns,
+                    batches: Vec::new(),
+                };
+                Ok((rows, members.clone()))
             })
             .collect::<Result<Vec<_>>>()?;
         let sort_fields = key_types
@@ -588,9 +633,9 @@ impl TileRowBuilder {
             .collect();
         Ok(Self {
             keys: key_types.len(),
-            grid,
-            output: vec![Vec::new(); aggregations.len()],
+            grid: first.grid,
             aggregations,
+            series,
             converter: RowConverter::new(sort_fields)?,
             carry: None,
             events: 0,
@@ -614,14 +659,14 @@ impl TileRowBuilder {
         Ok(())
     }
 
-    /// Per aggregation, its schema and tile rows; and the events folded.
-    fn finish(mut self) -> Result<(Vec<TileRows>, u64)> {
+    /// Per series, its tile rows; and the events folded.
+    fn finish(mut self) -> Result<(Vec<SeriesRows>, u64)> {
         if let Some(carry) = self.carry.take() {
             let bounds = self.run_bounds(&carry)?;
             self.emit(&carry, &bounds)?;
         }
-        let schemas = self.aggregations.into_iter().map(|(_, schema, _)| schema);
-        Ok((schemas.zip(self.output).collect(), self.events))
+        let rows = self.series.into_iter().map(|(rows, _)| rows).collect();
+        Ok((rows, self.events))
     }
 
     /// `[0, b1, …, n]`: where a new key or bucket starts.
@@ -665,15 +710,40 @@ impl TileRowBuilder {
             TimestampMicrosecondArray::from_iter_values(starts).with_timezone("UTC"),
         ));
         let read = &batch.columns()[self.keys + 1..];
-        for ((implementation, schema, positions), output) in
-            self.aggregations.iter().zip(&mut self.output)
-        {
-            let arguments: Vec<ArrayRef> =
-                positions.iter().map(|&p| Arc::clone(&read[p])).collect();
+        let states = self
+            .aggregations
+            .iter()
+            .map(|(implementation, positions)| {
+                let arguments: Vec<ArrayRef> =
+                    positions.iter().map(|&p| Arc::clone(&read[p])).collect();
+                implementation.run_states(&arguments, bounds)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (rows, members) in &mut self.series {
             let mut tile_columns = columns.clone();
-            tile_columns.extend(implementation.run_states(&arguments, bounds)?);
-            output.push(RecordBatch::try_new(Arc::clone(schema), tile_columns)?);
+            for &member in members.iter() {
+                tile_columns.extend(states[member].iter().cloned());
+            }
+            rows.batches.push(RecordBatch::try_new(
+                Arc::clone(&rows.schema),
+                tile_columns,
+            )?);
         }
         Ok(())
     }
+}
+
+/// A tile set's state fields as its series' files name them.
+fn tile_set_state_fields(tile_set: &PlannedTileSet) -> Result<Vec<Arc<Field>>> {
+    let aggregate = &tile_set.feature.aggregate;
+    let states = aggregate
+        .implementation()?
+        .state_fields(aggregate.kind.name());
+    Ok(states
+        .iter()
+        .map(|f| {
+            let name = state_column(&tile_set.id, f.name());
+            Arc::new(f.as_ref().clone().with_name(name))
+        })
+        .collect())
 }

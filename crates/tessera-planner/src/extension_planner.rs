@@ -8,15 +8,17 @@
 //!    drops events outside every window's reach from that time range (and,
 //!    when the stage reads tiles, every event no row of its key reads raw,
 //!    for which the spine publishes its rows too) and, with tiles, one
-//!    [`TileScanExec`] per tile set of the stage that keeps the tile rows
-//!    some row of their key reads; its declared requirements make the
+//!    [`TileScanExec`] per set of tile files of the stage (the tile sets of a
+//!    series that one backfill wrote share their files, and so one scan)
+//!    that keeps the tile rows some row of their key reads; its declared
+//!    requirements make the
 //!    physical optimizer co-partition all inputs by key and sort them by key
 //!    and time (or bucket);
 //! 3. [`RestoreSpineOrderExec`] requires a single partition sorted by row number,
 //!    which the optimizer satisfies with a parallel sort and a merge.
 //!
 //! With `use_tile_store`, planning first pins the tile store's latest
-//! snapshot: every stage gets one [`TileScanExec`] per tile set of its
+//! snapshot: every stage gets [`TileScanExec`]s for the tile sets of its
 //! features, reading the files live at that version, and the coverage at
 //! that version decides which buckets come from tiles. A query therefore
 //! sees one consistent version even while backfills commit.
@@ -32,11 +34,12 @@ use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 
-use tessera_tiles::{LiveFile, Snapshot, TileStore};
+use datafusion::arrow::datatypes::{Field, FieldRef};
+use tessera_tiles::{LiveFile, Snapshot, TileStore, state_column};
 use tessera_time::{Grid, WindowLength};
 
 use crate::exec::{
-    EventReach, EventReachExec, KeyedReach, PointInTimeExec, RestoreSpineOrderExec,
+    EventReach, EventReachExec, KeyedReach, PointInTimeExec, RestoreSpineOrderExec, ScanFile,
     SpineEnumerateExec, SpineTimes, TileFiles, TileInput, TileReach, TileScanExec, WindowReach,
     serving_input,
 };
@@ -82,12 +85,12 @@ impl ExtensionPlanner for PointInTimePlanner {
         let fallback = tiles.as_ref().map_or(CoverageFallback::Error, |t| t.2);
         let mut stages = Vec::with_capacity(node.stages.len());
         for (stage, events) in node.stages.iter().zip(events) {
-            let (tile_inputs, tile_files): (Vec<TileInput>, Vec<Vec<LiveFile>>) = match &tiles {
-                Some((_, snapshot, _)) => stage_tiles(snapshot, stage).into_iter().unzip(),
+            let (tile_inputs, tile_scans) = match &tiles {
+                Some((_, snapshot, _)) => stage_tiles(snapshot, stage)?,
                 None => (Vec::new(), Vec::new()),
             };
             let reach = stage_reach(stage, &tile_inputs, node, fallback);
-            stages.push((stage, events, tile_inputs, tile_files, reach));
+            stages.push((stage, events, tile_inputs, tile_scans, reach));
         }
         let keeps_rows = stages.iter().any(|(.., reach)| reach.by_key.is_some());
         let times = Arc::new(SpineTimes::new(keeps_rows));
@@ -97,7 +100,7 @@ impl ExtensionPlanner for PointInTimePlanner {
             spine_time,
             Arc::clone(&times),
         ));
-        for (stage, events, tile_inputs, tile_files, reach) in stages {
+        for (stage, events, tile_inputs, tile_scans, reach) in stages {
             let tile_scans = match &tiles {
                 Some((store, snapshot, _)) => {
                     let scans = StageScans {
@@ -109,7 +112,7 @@ impl ExtensionPlanner for PointInTimePlanner {
                         times: &times,
                         partitions: session.config().target_partitions(),
                     };
-                    scans.plan(&tile_inputs, tile_files)?
+                    scans.plan(&tile_inputs, tile_scans)?
                 }
                 None => Vec::new(),
             };
@@ -176,24 +179,94 @@ fn stage_reach(
     }
 }
 
-/// One [`TileInput`] per tile set of `stage`'s features, with its files live at `snapshot`.
-fn stage_tiles(snapshot: &Snapshot, stage: &StagePlan) -> Vec<(TileInput, Vec<LiveFile>)> {
+/// What one tile scan of a stage reads: files live at the pinned version
+/// and, per file, the columns of the tile sets it serves.
+struct ScanSpec {
+    /// The tile sets it serves, with their state columns among its own.
+    tile_sets: Vec<(String, std::ops::Range<usize>)>,
+    files: Vec<ScanFile>,
+    /// The tile sets' state fields, in order, named uniquely.
+    state_fields: Vec<FieldRef>,
+}
+
+impl ScanSpec {
+    fn new(files: &[LiveFile]) -> Self {
+        Self {
+            tile_sets: Vec::new(),
+            files: files
+                .iter()
+                .map(|live| ScanFile {
+                    live: live.clone(),
+                    states: Vec::new(),
+                })
+                .collect(),
+            state_fields: Vec::new(),
+        }
+    }
+
+    /// Whether the scan reads exactly `files` (by path and valid buckets).
+    fn reads(&self, files: &[LiveFile]) -> bool {
+        self.files.len() == files.len()
+            && self.files.iter().zip(files).all(|(mine, other)| {
+                mine.live.file.path == other.file.path && mine.live.valid == other.valid
+            })
+    }
+
+    /// Adds tile set `id`, whose entries for the scan's files are `files`
+    /// (in the scan's order), with state fields `states`; returns its state
+    /// columns among the scan's.
+    fn add(&mut self, id: &str, files: &[LiveFile], states: &[FieldRef]) -> std::ops::Range<usize> {
+        if let Some((_, range)) = self.tile_sets.iter().find(|(t, _)| t == id) {
+            return range.clone();
+        }
+        for (scan_file, live) in self.files.iter_mut().zip(files) {
+            scan_file.states.extend(live.file.columns.iter().cloned());
+        }
+        let start = self.state_fields.len();
+        self.state_fields.extend(states.iter().map(|f| {
+            let name = state_column(id, f.name());
+            Arc::new(Field::clone(f).with_name(name))
+        }));
+        let range = start..self.state_fields.len();
+        self.tile_sets.push((id.to_string(), range.clone()));
+        range
+    }
+}
+
+/// One [`TileInput`] per tile set of `stage`'s features, and the scans that
+/// read them at `snapshot`: tile sets with the same live files (the tile
+/// sets of a series one backfill wrote) share one.
+fn stage_tiles(snapshot: &Snapshot, stage: &StagePlan) -> Result<(Vec<TileInput>, Vec<ScanSpec>)> {
     let mut inputs = Vec::new();
+    let mut scans: Vec<ScanSpec> = Vec::new();
     for (index, feature) in stage.features.iter().enumerate() {
+        let aggregate = &feature.aggregate;
+        let states = aggregate
+            .implementation()?
+            .state_fields(aggregate.kind.name());
         for tile_set in &feature.tile_sets {
-            let files = snapshot
+            let mut files = snapshot
                 .tile_set(&tile_set.id)
                 .map(|state| state.files.clone())
                 .unwrap_or_default();
-            let input = TileInput {
+            files.sort_by(|a, b| a.file.path.cmp(&b.file.path));
+            let scan = match scans.iter().position(|scan| scan.reads(&files)) {
+                Some(scan) => scan,
+                None => {
+                    scans.push(ScanSpec::new(&files));
+                    scans.len() - 1
+                }
+            };
+            inputs.push(TileInput {
                 feature: index,
                 tile_set: tile_set.clone(),
                 coverage: snapshot.coverage(&tile_set.id),
-            };
-            inputs.push((input, files));
+                scan,
+                states: scans[scan].add(&tile_set.id, &files, &states),
+            });
         }
     }
-    inputs
+    Ok((inputs, scans))
 }
 
 /// What planning the tile scans of one stage needs.
@@ -208,11 +281,11 @@ struct StageScans<'a> {
 }
 
 impl StageScans<'_> {
-    /// One [`TileScanExec`] per tile input, in order, sharing one [`TileReach`].
+    /// One [`TileScanExec`] per scan, in order, sharing one [`TileReach`].
     fn plan(
         &self,
         inputs: &[TileInput],
-        files: Vec<Vec<LiveFile>>,
+        scans: Vec<ScanSpec>,
     ) -> Result<Vec<Arc<dyn ExecutionPlan>>> {
         let key_types = (0..self.stage.spine_keys.len())
             .map(|i| {
@@ -229,41 +302,38 @@ impl StageScans<'_> {
             self.stage.spine_keys.clone(),
             self.node.time_column.clone(),
             self.node.semantics,
-            self.served_windows(inputs),
+            self.served_windows(inputs, scans.len()),
         ));
-        let mut scans: Vec<Arc<dyn ExecutionPlan>> = Vec::with_capacity(inputs.len());
-        for (input_index, (input, files)) in inputs.iter().zip(files).enumerate() {
-            let aggregate = &self.stage.features[input.feature].aggregate;
-            let state_fields = aggregate
-                .implementation()?
-                .state_fields(aggregate.kind.name());
+        let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::with_capacity(scans.len());
+        for (index, scan) in scans.into_iter().enumerate() {
             let files = TileFiles::new(
                 self.store.clone(),
-                input.tile_set.id.clone(),
+                scan.tile_sets.into_iter().map(|(id, _)| id).collect(),
                 self.version,
-                files,
+                scan.files,
                 &key_types,
-                state_fields,
+                scan.state_fields,
             );
-            scans.push(Arc::new(TileScanExec::new(
+            plans.push(Arc::new(TileScanExec::new(
                 files,
                 Arc::clone(&reach),
-                reach.slot_of(input_index),
+                reach.slot_of(index),
                 self.partitions,
             )));
         }
-        Ok(scans)
+        Ok(plans)
     }
 
-    /// Per tile input, the distinct windows (length and grid) it serves.
-    fn served_windows(&self, inputs: &[TileInput]) -> Vec<Vec<(WindowLength, Grid)>> {
-        let mut served = vec![Vec::new(); inputs.len()];
+    /// Per scan, the distinct windows (length and grid) its tile sets serve.
+    fn served_windows(&self, inputs: &[TileInput], scans: usize) -> Vec<Vec<(WindowLength, Grid)>> {
+        let mut served = vec![Vec::new(); scans];
         for (index, feature) in self.stage.features.iter().enumerate() {
             for window in &feature.windows {
                 if let Some(input) = serving_input(inputs, index, &window.grid) {
                     let window = (window.window, window.grid);
-                    if !served[input].contains(&window) {
-                        served[input].push(window);
+                    let scan = &mut served[inputs[input].scan];
+                    if !scan.contains(&window) {
+                        scan.push(window);
                     }
                 }
             }

@@ -5,13 +5,17 @@ use tessera_time::Instant;
 
 use crate::TileSetDescription;
 
-/// One Parquet file of a tile set.
+/// One tile set's entry for a Parquet file (a file shared by the tile sets
+/// of one series has one entry per tile set, with the same path).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TileFile {
-    /// The tile set it belongs to.
+    /// The tile set it serves.
     pub tile_set: String,
     /// Its path under the store root.
     pub path: String,
+    /// The file's columns holding this tile set's states, in the order of
+    /// its description's `state_columns`.
+    pub columns: Vec<String>,
     /// Its size in bytes.
     pub size: u64,
     /// The xxHash64 of its bytes, as 16 hex digits.

@@ -7,16 +7,24 @@
 //!
 //! ```text
 //! _log/00000000000000000001.json   one commit per file, numbered from 1
-//! tiles/<tile set id>/<random>.parquet
+//! tiles/<series id>/<random>.parquet
 //! ```
 //!
 //! A *tile set* is one aggregation of one series (SEMANTICS.md §7): the
 //! series fixes source, keys, value, filter and grid; the aggregation fixes
 //! the partial state. Its id is a hash of that description, so feature names
 //! never become path segments and a changed definition gets a new tile set
-//! whose tiles never mix with the old ones. A tile file holds the key columns,
-//! `bucket_start` and exactly the state columns of the aggregate, sorted by
-//! key then bucket, so row-group statistics prune by both.
+//! whose tiles never mix with the old ones. Coverage, replacement and expiry
+//! are per tile set.
+//!
+//! A tile *file* belongs to one series: it holds the key columns,
+//! `bucket_start` and the state columns of every tile set of the series that
+//! one backfill wrote, sorted by key then bucket, so row-group statistics
+//! prune by both. The aggregations of a series have a row for the same
+//! `(key, bucket)` pairs, so storing them side by side writes and reads each
+//! key and bucket once however many aggregations the series has. Each tile
+//! set's commit entry for the file ([`TileFile`]) names the file's columns
+//! that hold its states; a reader projects those.
 //!
 //! # Commits
 //!
@@ -44,4 +52,4 @@ pub use location::open_object_store;
 pub use snapshot::{LiveFile, Snapshot, TileSetState};
 pub use store::{CommitRequest, TileStore, VacuumReport};
 pub use tile_file::{BUCKET_START_COLUMN, checksum};
-pub use tile_set::{SeriesDescription, StateColumn, TileSetDescription};
+pub use tile_set::{SeriesDescription, StateColumn, TileSetDescription, state_column};

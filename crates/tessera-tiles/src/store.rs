@@ -10,6 +10,7 @@ use datafusion::object_store::path::Path;
 use datafusion::object_store::{
     ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
 };
+use datafusion::parquet::file::reader::ChunkReader;
 use futures::{StreamExt, TryStreamExt};
 use tessera_time::{Instant, format_instant};
 
@@ -163,33 +164,40 @@ impl TileStore {
         Ok(snapshot)
     }
 
-    /// Writes sorted tile rows for buckets `[start, end)` of `tile_set` as a
-    /// new file and checks what the store holds; the file is live only once
-    /// a commit adds it. The Parquet encoding runs on a blocking thread, so
-    /// several files can be written at once.
-    pub async fn write_tile(
+    /// Writes sorted tile rows for buckets `[start, end)` of the tile sets
+    /// of one series as one new file, and checks what the store holds. Each
+    /// of `tile_sets` — an id and the columns of `schema` holding its states
+    /// — gets an entry for the file; the file is live only once a commit
+    /// adds them. The Parquet encoding runs on a blocking thread, so several
+    /// files can be written at once.
+    pub async fn write_tiles(
         &self,
-        tile_set: &str,
+        series: &str,
+        tile_sets: &[(String, Vec<String>)],
         schema: &SchemaRef,
         batches: &[RecordBatch],
-        start: Instant,
-        end: Instant,
-    ) -> Result<TileFile> {
+        (start, end): (Instant, Instant),
+    ) -> Result<Vec<TileFile>> {
         let (schema, rows) = (Arc::clone(schema), batches.to_vec());
         let bytes = tokio::task::spawn_blocking(move || encode(&schema, &rows))
             .await
-            .map_err(|e| exec_datafusion_err!("encoding a tile file of {tile_set}: {e}"))??;
-        let relative = format!("tiles/{tile_set}/{:032x}.parquet", rand::random::<u128>());
+            .map_err(|e| exec_datafusion_err!("encoding a tile file of series {series}: {e}"))??;
+        let relative = format!("tiles/{series}/{:032x}.parquet", rand::random::<u128>());
         let path = self.child(&relative);
-        let file = TileFile {
-            tile_set: tile_set.to_string(),
-            path: relative,
-            size: bytes.len() as u64,
-            checksum: checksum(&bytes),
-            rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
-            start,
-            end,
-        };
+        let size = bytes.len() as u64;
+        let files = tile_sets
+            .iter()
+            .map(|(tile_set, columns)| TileFile {
+                tile_set: tile_set.clone(),
+                path: relative.clone(),
+                columns: columns.clone(),
+                size,
+                checksum: checksum(&bytes),
+                rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
+                start,
+                end,
+            })
+            .collect();
         let options = PutOptions {
             mode: PutMode::Create,
             ..PutOptions::default()
@@ -198,18 +206,35 @@ impl TileStore {
             .put_opts(&path, PutPayload::from(bytes), options)
             .await?;
         let stored = self.store.head(&path).await?;
-        if stored.size != file.size {
+        if stored.size != size {
             return exec_err!(
-                "tile file {path}: wrote {} bytes but the store holds {}",
-                file.size,
+                "tile file {path}: wrote {size} bytes but the store holds {}",
                 stored.size
             );
         }
-        Ok(file)
+        Ok(files)
     }
 
-    /// Reads a tile file, checking its size and checksum against its commit.
+    /// Reads a tile file whole, checking its size and checksum against its commit.
     pub async fn read_tile(&self, file: &TileFile) -> Result<Vec<RecordBatch>> {
+        let (path, bytes) = self.checked_bytes(file).await?;
+        decode(path.as_ref(), bytes, None)
+    }
+
+    /// Reads a tile file's keys, `bucket_start` and the state columns named
+    /// `states` (in that order), checking its size and checksum against its
+    /// commit.
+    pub async fn read_tile_states(
+        &self,
+        file: &TileFile,
+        states: &[String],
+    ) -> Result<Vec<RecordBatch>> {
+        let (path, bytes) = self.checked_bytes(file).await?;
+        decode(path.as_ref(), bytes, Some(states))
+    }
+
+    /// A tile file's bytes, after checking their size and checksum.
+    async fn checked_bytes(&self, file: &TileFile) -> Result<(Path, impl ChunkReader + 'static)> {
         let path = self.child(&file.path);
         let bytes = match self.store.get(&path).await {
             Ok(result) => result.bytes().await,
@@ -230,7 +255,7 @@ impl TileStore {
                 file.checksum
             );
         }
-        decode(path.as_ref(), bytes)
+        Ok((path, bytes))
     }
 
     /// Appends a commit after `read_version` (the version the request was

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::{Result, exec_datafusion_err};
+use datafusion::common::{Result, exec_datafusion_err, exec_err};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use datafusion::parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
+use datafusion::parquet::arrow::{ArrowSchemaConverter, ArrowWriter, ProjectionMask};
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::file::reader::ChunkReader;
@@ -71,12 +71,58 @@ fn writer_properties(schema: &SchemaRef) -> Result<WriterProperties> {
     Ok(builder.build())
 }
 
-/// Decodes a tile file's bytes, naming `path` in every error.
-pub(crate) fn decode<R: ChunkReader + 'static>(path: &str, bytes: R) -> Result<Vec<RecordBatch>> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .and_then(|builder| builder.build())
-        .map_err(|e| exec_datafusion_err!("tile file {path} is not readable Parquet: {e}"))?;
+/// Decodes a tile file's bytes, naming `path` in every error. With
+/// `states`, only the key columns, `bucket_start` and the named state
+/// columns are decoded, in that order; a named column the file lacks is an
+/// error.
+pub(crate) fn decode<R: ChunkReader + 'static>(
+    path: &str,
+    bytes: R,
+    states: Option<&[String]>,
+) -> Result<Vec<RecordBatch>> {
+    let unreadable = |e: &dyn std::fmt::Display| {
+        exec_datafusion_err!("tile file {path} is not readable Parquet: {e}")
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| unreadable(&e))?;
+    let Some(states) = states else {
+        let reader = builder.build().map_err(|e| unreadable(&e))?;
+        return reader
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| unreadable(&e));
+    };
+    let order = projection_order(path, builder.schema(), states)?;
+    let mut roots = order.clone();
+    roots.sort_unstable();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| unreadable(&e))?;
+    // The reader yields the projected columns in file order; put them in `order`'s.
+    let positions: Vec<usize> = order
+        .iter()
+        .map(|column| roots.binary_search(column).unwrap_or_default())
+        .collect();
     reader
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| exec_datafusion_err!("tile file {path} is not readable Parquet: {e}"))
+        .map(|batch| {
+            let batch = batch.map_err(|e| unreadable(&e))?;
+            Ok(batch.project(&positions)?)
+        })
+        .collect()
+}
+
+/// The file columns to decode, in output order: the leading key and bucket
+/// columns, then `states` by name.
+fn projection_order(path: &str, schema: &SchemaRef, states: &[String]) -> Result<Vec<usize>> {
+    let Ok(bucket) = schema.index_of(BUCKET_START_COLUMN) else {
+        return exec_err!("tile file {path} has no {BUCKET_START_COLUMN} column");
+    };
+    let mut order: Vec<usize> = (0..=bucket).collect();
+    for state in states {
+        match schema.index_of(state) {
+            Ok(index) if index > bucket => order.push(index),
+            _ => return exec_err!("tile file {path} has no state column {state}"),
+        }
+    }
+    Ok(order)
 }

@@ -86,6 +86,14 @@ impl TileSetDescription {
     }
 }
 
+/// The name of tile set `tile_set`'s state column `state` in the files it
+/// shares with the other tile sets of its series: the id keeps the names of
+/// two aggregations with like-named states (`sum` of `sum` and of `mean`)
+/// apart.
+pub fn state_column(tile_set: &str, state: &str) -> String {
+    format!("{tile_set}_{state}")
+}
+
 fn hash_id(text: &str) -> String {
     format!("{:016x}", twox_hash::XxHash64::oneshot(0, text.as_bytes()))
 }

@@ -4,7 +4,7 @@
 //! this key need this time?". The answer is the union, over the key's rows,
 //! of ranges that depend on the row's time (the parts it reads raw, the
 //! buckets it reads from tiles). The index computes those unions once, when
-//! the spine has been read, in several *slots* at once (one per tile set of a
+//! the spine has been read, in several *slots* at once (one per tile scan of a
 //! stage), so one pass over the spine serves every consumer of a stage.
 //!
 //! It is asked once per event and per run of tile rows — tens of millions of

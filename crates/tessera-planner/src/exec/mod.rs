@@ -8,7 +8,7 @@
 //!         SpineEnumerateExec       spine + __tessera_row
 //!         EventReachExec           events some row can see (with tiles: reads raw), once the spine is read
 //!           <events plan of stage 1>
-//!         TileScanExec (per tile set, with use_tile_store)
+//!         TileScanExec (per set of tile files, with use_tile_store)
 //!                                  live tile rows some row reads, once the spine is read
 //! ```
 //!
@@ -29,7 +29,7 @@ pub use event_reach::{EventReach, EventReachExec, KeyedReach, WindowReach};
 pub use point_in_time::{PointInTimeExec, TileInput, serving_input};
 pub use spine_order::RestoreSpineOrderExec;
 pub use spine_times::{PublishedSpine, SpineTimes, TimeExtent};
-pub use tile_scan::{TILE_BUCKET_COLUMN, TileFiles, TileReach, TileScanExec};
+pub use tile_scan::{ScanFile, TILE_BUCKET_COLUMN, TileFiles, TileReach, TileScanExec};
 
 /// The one child of a single-input plan, or an internal error naming the plan.
 pub(crate) fn only_child(

@@ -13,10 +13,12 @@
 //! their product, and a window holds at most one bucket of raw events at
 //! each edge.
 //!
-//! With `use_tile_store`, every tile set of the stage is one more input
-//! ([`super::TileScanExec`]), co-partitioned with the others and sorted by
-//! key, then bucket, and read forward key by key like the events. A
-//! window's buckets then come from the key's tile rows wherever its tile set
+//! With `use_tile_store`, every tile scan of the stage is one more input
+//! ([`super::TileScanExec`], one per set of tile files, holding the states
+//! of one or more tile sets side by side), co-partitioned with the others
+//! and sorted by key, then bucket, and read forward key by key like the
+//! events. A window's buckets then come from its tile set's state columns
+//! of the key's tile rows wherever its tile set
 //! is covered and are built from raw events elsewhere; the raw edges stay raw.
 //! Unless the coverage fallback is `raw`, a row whose buckets reach a range
 //! the tiles do not cover (from the key's first event on) fails the query
@@ -62,7 +64,8 @@ use crate::node::{
 };
 use crate::options::CoverageFallback;
 
-/// A tile set a stage reads: the feature and grid it serves, and what it covers.
+/// A tile set a stage reads: the feature and grid it serves, what it
+/// covers, and where its states are among the stage's tile scans.
 #[derive(Debug, Clone)]
 pub struct TileInput {
     /// The feature's position in the stage.
@@ -71,6 +74,10 @@ pub struct TileInput {
     pub tile_set: TileSetRef,
     /// Its covered bucket ranges at the pinned version.
     pub coverage: TimeRanges,
+    /// The tile scan reading it.
+    pub scan: usize,
+    /// Its state columns among the scan's (which follow the keys and bucket).
+    pub states: Range<usize>,
 }
 
 /// The tile input (of `inputs`) that serves `feature`'s windows on `grid`, if any.
@@ -93,7 +100,7 @@ pub struct PointInTimeExec {
     spine: Arc<dyn ExecutionPlan>,
     events: Arc<dyn ExecutionPlan>,
     tiles: Vec<TileInput>,
-    /// One scan per entry of `tiles`, in the same order.
+    /// The scans `tiles` name.
     tile_scans: Vec<Arc<dyn ExecutionPlan>>,
     fallback: CoverageFallback,
     stage: Arc<StagePlan>,
@@ -132,10 +139,11 @@ impl PointInTimeExec {
         semantics: SemanticsPlan,
         time_column: String,
     ) -> Result<Self> {
-        if tiles.len() != tile_scans.len() {
+        if let Some(input) = tiles.iter().find(|t| t.scan >= tile_scans.len()) {
             return internal_err!(
-                "PointInTimeExec has {} tile sets but {} tile scans",
-                tiles.len(),
+                "PointInTimeExec's tile set {} reads scan {} of {}",
+                input.tile_set.id,
+                input.scan,
                 tile_scans.len()
             );
         }
@@ -459,10 +467,11 @@ impl PartCursor {
     }
 }
 
-/// A window's tile set: which tile input serves it, what it covers, and what
-/// rows needed beyond that.
+/// A window's tile set: which scan and columns serve it, what it covers,
+/// and what rows needed beyond that.
 struct WindowTiles {
-    input: usize,
+    scan: usize,
+    states: Range<usize>,
     tile_set: TileSetRef,
     coverage: TimeRanges,
     /// Whether uncovered ranges fail the query rather than come from raw events.
@@ -582,7 +591,8 @@ fn build_windows(
         for window in &feature.windows {
             let tiles =
                 serving_input(tile_inputs, feature_index, &window.grid).map(|input| WindowTiles {
-                    input,
+                    scan: tile_inputs[input].scan,
+                    states: tile_inputs[input].states.clone(),
                     tile_set: tile_inputs[input].tile_set.clone(),
                     coverage: tile_inputs[input].coverage.clone(),
                     strict: fallback == CoverageFallback::Error,
@@ -619,11 +629,11 @@ impl WindowCursor {
         let runs = bucket_runs(&self.grid, times);
         self.first_needed = times.first().map(|&ts| self.grid.floor(ts));
         let (tile_starts, tile_states): (&[i64], &[ArrayRef]) =
-            match self.tiles.as_ref().map(|t| &key_tiles[t.input]) {
-                Some(rows) => {
+            match self.tiles.as_ref().map(|t| (&key_tiles[t.scan], &t.states)) {
+                Some((rows, states)) => {
                     let keys = tile_key_count(rows);
                     let starts = rows.column(keys).as_primitive::<Int64Type>().values();
-                    (starts, &rows.columns()[keys + 1..])
+                    (starts, &rows.columns()[keys + 1..][states.clone()])
                 }
                 None => (&[], &[]),
             };
@@ -755,7 +765,7 @@ fn bucket_runs(grid: &Grid, times: &[i64]) -> Vec<(i64, usize, usize)> {
 struct Sweep {
     spine: SendableRecordBatchStream,
     events: EventCursor,
-    /// One cursor per tile set over the partition's tile rows, and the current key's rows of each.
+    /// One cursor per tile scan over the partition's tile rows, and the current key's rows of each.
     tile_cursors: Vec<EventCursor>,
     key_tiles: Vec<RecordBatch>,
     converter: Arc<RowConverter>,

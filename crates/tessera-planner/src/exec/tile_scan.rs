@@ -1,12 +1,15 @@
-//! [`TileScanExec`]: the live rows of one tile set that some spine row reads.
+//! [`TileScanExec`]: the live rows of some tile sets that some spine row reads.
 //!
 //! The physical planner pins a snapshot of the store and gives each tile set
 //! of a stage a scan of the files live at that version, spread over the
-//! plan's partitions. Every file is read whole, its size and checksum checked
-//! against the commit (a missing, truncated or altered file fails naming the
-//! file) and its columns against the state layout the query expects; keys are
-//! cast to the spine's key types and named like the events plan's, so the
-//! sweep reads tiles and events the same way.
+//! plan's partitions — one scan for all tile sets of a series served by the
+//! same files (one backfill wrote their states side by side), so each key
+//! and bucket is read, repartitioned and sorted once for all of them. Every
+//! file is read whole, its size and checksum checked against the commit (a
+//! missing, truncated or altered file fails naming the file), and only the
+//! scan's state columns are decoded and checked against the state layout the
+//! query expects; keys are cast to the spine's key types and named like the
+//! events plan's, so the sweep reads tiles and events the same way.
 //!
 //! A scan streams: it holds one file at a time, and its rows reach the sweep
 //! through the hash repartition and (spilling) sort the sweep's input
@@ -52,20 +55,20 @@ pub const TILE_BUCKET_COLUMN: &str = "__tessera_bucket";
 
 type SharedIndex = Shared<BoxFuture<'static, Result<Arc<KeyIndex>, Arc<DataFusionError>>>>;
 
-/// Which buckets each tile set of one stage serves to each spine key: per
-/// tile set (a slot of the index, shared by tile sets serving the same
-/// windows), the union over the key's rows and the
-/// windows that tile set serves of the rows' whole-bucket parts. Built once,
-/// when the spine is read, and shared by the stage's scans.
+/// Which buckets each tile scan of one stage serves to each spine key: per
+/// scan (a slot of the index, shared by scans serving the same windows), the
+/// union over the key's rows and the windows the scan's tile sets serve of
+/// the rows' whole-bucket parts. Built once, when the spine is read, and
+/// shared by the stage's scans.
 pub struct TileReach {
-    /// Per tile set, its slot in the index.
+    /// Per scan, its slot in the index.
     slots: Vec<usize>,
     index: SharedIndex,
 }
 
 impl TileReach {
     /// The reach of a stage keyed by `spine_keys` (spine time `time_column`)
-    /// whose tile set `i` serves the windows `served[i]`.
+    /// whose scan `i` serves the windows `served[i]`.
     pub fn new(
         times: Arc<SpineTimes>,
         spine_keys: Vec<String>,
@@ -73,7 +76,7 @@ impl TileReach {
         semantics: SemanticsPlan,
         served: Vec<Vec<(WindowLength, Grid)>>,
     ) -> Self {
-        // Tile sets serving the same windows share a slot.
+        // Scans serving the same windows share a slot.
         let mut distinct: Vec<Vec<(WindowLength, Grid)>> = Vec::new();
         let slots = served
             .into_iter()
@@ -110,9 +113,9 @@ impl TileReach {
         Self { slots, index }
     }
 
-    /// The index slot of tile set `input` (`served[input]` when built).
-    pub fn slot_of(&self, input: usize) -> usize {
-        self.slots[input]
+    /// The index slot of scan `scan` (`served[scan]` when built).
+    pub fn slot_of(&self, scan: usize) -> usize {
+        self.slots[scan]
     }
 }
 
@@ -124,36 +127,47 @@ impl fmt::Debug for TileReach {
     }
 }
 
-/// Scans one tile set at one store version for the rows some spine row reads.
+/// Scans some tile sets at one store version for the rows some spine row reads.
 #[derive(Debug)]
 pub struct TileScanExec {
     files: Arc<TileFiles>,
     reach: Arc<TileReach>,
-    /// This tile set's slot in `reach`.
+    /// This scan's slot in `reach`.
     slot: usize,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
 
-/// The live files of one tile set at one store version, and how to read them.
+/// A file a scan reads: its live part, and the file's columns holding the
+/// scan's state columns, in the scan's order.
+#[derive(Debug, Clone)]
+pub struct ScanFile {
+    /// The file and the buckets it still serves (the same for every tile set of the scan).
+    pub live: LiveFile,
+    /// The file's column for each of the scan's state fields.
+    pub states: Vec<String>,
+}
+
+/// The live files of some tile sets at one store version, and how to read them.
 #[derive(Debug)]
 pub struct TileFiles {
     store: TileStore,
-    tile_set: String,
+    tile_sets: Vec<String>,
     version: u64,
-    files: Vec<LiveFile>,
+    files: Vec<ScanFile>,
     state_fields: Vec<FieldRef>,
     schema: SchemaRef,
 }
 
 impl TileFiles {
-    /// `files` of `tile_set` (as of `version`), read with keys cast to
-    /// `key_types` and `state_fields` expected after the keys and bucket.
+    /// `files` of `tile_sets` (as of `version`), read with keys cast to
+    /// `key_types` and `state_fields` (the tile sets' state fields, in
+    /// order, uniquely named) expected after the keys and bucket.
     pub fn new(
         store: TileStore,
-        tile_set: String,
+        tile_sets: Vec<String>,
         version: u64,
-        files: Vec<LiveFile>,
+        files: Vec<ScanFile>,
         key_types: &[DataType],
         state_fields: Vec<FieldRef>,
     ) -> Self {
@@ -170,7 +184,7 @@ impl TileFiles {
         fields.extend(state_fields.iter().cloned());
         Self {
             store,
-            tile_set,
+            tile_sets,
             version,
             files,
             state_fields,
@@ -203,11 +217,11 @@ impl TileScanExec {
 impl DisplayAs for TileScanExec {
     fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let files = &self.files;
-        let rows: u64 = files.files.iter().map(|f| f.file.rows).sum();
+        let rows: u64 = files.files.iter().map(|f| f.live.file.rows).sum();
         write!(
             f,
-            "TileScanExec: tile_set={} version={} files={} rows={rows}, per key: buckets some row reads",
-            files.tile_set,
+            "TileScanExec: tile_sets=[{}] version={} files={} rows={rows}, per key: buckets some row reads",
+            files.tile_sets.join(", "),
             files.version,
             files.files.len()
         )
@@ -270,7 +284,7 @@ impl ExecutionPlan for TileScanExec {
                 "TileScanExec has {partitions} partitions, asked for {partition}"
             );
         }
-        let mine: Vec<LiveFile> = self
+        let mine: Vec<ScanFile> = self
             .files
             .files
             .iter()
@@ -312,13 +326,18 @@ struct FileReader {
 impl FileReader {
     /// The rows of `file` some spine row reads, with keys cast and buckets
     /// as microseconds. A file no key needs a bucket of is not read.
-    async fn kept_rows(&self, file: &LiveFile) -> Result<Vec<RecordBatch>> {
+    async fn kept_rows(&self, scan_file: &ScanFile) -> Result<Vec<RecordBatch>> {
         let index = self.index.clone().await.map_err(DataFusionError::Shared)?;
+        let file = &scan_file.live;
         let mut kept = Vec::new();
         if !index.may_need(self.slot, &file.valid) {
             return Ok(kept);
         }
-        for batch in self.files.store.read_tile(&file.file).await? {
+        let store = &self.files.store;
+        for batch in store
+            .read_tile_states(&file.file, &scan_file.states)
+            .await?
+        {
             let _timer = self.baseline.elapsed_compute().timer();
             self.rows_read.add(batch.num_rows());
             let converted = self.files.convert(file, &batch)?;
@@ -376,15 +395,24 @@ impl TileFiles {
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
     }
 
-    /// The file must hold the keys, `bucket_start`, then exactly the expected state columns.
+    /// The file's keys, `bucket_start` and the scan's state columns must
+    /// have the expected types.
     fn check_layout(&self, file: &LiveFile, batch: &RecordBatch) -> Result<()> {
-        let describe = |fields: &mut dyn Iterator<Item = &FieldRef>| -> Vec<String> {
-            fields
-                .map(|f| format!("{} {}", f.name(), f.data_type()))
-                .collect()
-        };
-        let found = describe(&mut batch.schema().fields().iter().skip(self.key_count() + 1));
-        let expected = describe(&mut self.state_fields.iter());
+        let found: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .skip(self.key_count() + 1)
+            .map(|f| format!("{} {}", f.name(), f.data_type()))
+            .collect();
+        let expected: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .skip(self.key_count() + 1)
+            .zip(&self.state_fields)
+            .map(|(f, state)| format!("{} {}", f.name(), state.data_type()))
+            .collect();
         if found != expected || batch.num_columns() != self.schema.fields().len() {
             return exec_err!(
                 "tile file {} has state columns [{}], expected [{}]",
