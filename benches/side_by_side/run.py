@@ -19,7 +19,7 @@ plan.
     python3 benches/side_by_side/run.py --size medium       # ~20M events, 1M spine rows
     python3 benches/side_by_side/run.py --size medium --systems tessera --memory-limit 1G
     python3 benches/side_by_side/run.py --events 5000000 --users 200000 --spine 100000 --systems tessera
-    python3 benches/side_by_side/run.py --size medium --work DIR --only "duckdb: store"   # some formulations
+    python3 benches/side_by_side/run.py --size medium --work DIR --only "tessera|duckdb: store"   # some formulations
 
 It builds nothing: it runs `target/release/tessera` (build it with
 `cargo build --release -p tessera-cli`) and installs duckdb, polars, pyarrow
@@ -380,8 +380,9 @@ def main():
     parser.add_argument("--memory-limit", default=None,
                         help="DataFusion memory pool for Tessera and plain DataFusion, e.g. 1G (sorts spill past it)")
     parser.add_argument("--only", default=None,
-                        help="run only formulations whose 'system: formulation' contains this text; answers are "
-                             "checked against the Tessera outputs an earlier run left in --work")
+                        help="run only formulations whose 'system: formulation' contains one of these texts "
+                             "(separated by '|'); answers are checked against the Tessera outputs an earlier "
+                             "run left in --work")
     parser.add_argument("--runs", type=int, default=3, help="runs per formulation (the median is reported)")
     parser.add_argument("--tessera", default="target/release/tessera")
     parser.add_argument("--work", default=None, help="folder for data and outputs (default: a temporary one)")
@@ -445,7 +446,8 @@ def main():
     ]
     plans = [plan for plan in plans if plan[0].lower() in systems]
     if args.only:
-        plans = [plan for plan in plans if args.only.lower() in f"{plan[0]}: {plan[1]}".lower()]
+        wanted = [text.strip().lower() for text in args.only.split("|")]
+        plans = [plan for plan in plans if any(text in f"{plan[0]}: {plan[1]}".lower() for text in wanted)]
     outputs = {"exact": "exact", "aligned": "aligned", "bucketed": "bucketed"}
     results = []
     for system, formulation, semantics, command in plans:
