@@ -184,7 +184,8 @@ impl TileStore {
             .map_err(|e| exec_datafusion_err!("encoding a tile file of series {series}: {e}"))??;
         let relative = format!("tiles/{series}/{:032x}.parquet", rand::random::<u128>());
         let path = self.child(&relative);
-        let size = bytes.len() as u64;
+        let (size, sum) = (bytes.len() as u64, checksum(&bytes));
+        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
         let files = tile_sets
             .iter()
             .map(|(tile_set, columns)| TileFile {
@@ -192,8 +193,8 @@ impl TileStore {
                 path: relative.clone(),
                 columns: columns.clone(),
                 size,
-                checksum: checksum(&bytes),
-                rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
+                checksum: sum.clone(),
+                rows,
                 start,
                 end,
             })
