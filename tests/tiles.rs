@@ -499,6 +499,42 @@ async fn corrupt_tiles_fail_naming_the_file() {
     assert_eq!(training_set(&ctx, tile_options(&url)).await.unwrap(), raw);
 }
 
+/// A log whose entry names a state column its file lacks (a damaged or
+/// hand-edited commit) fails the query naming the file and the column.
+#[tokio::test]
+async fn a_commit_naming_a_missing_column_fails_naming_it() {
+    let ctx = session().await;
+    let folder = tempfile::tempdir().unwrap();
+    let url = folder.path().to_str().unwrap().to_string();
+    let store = TileStore::open(&url).unwrap();
+    backfill(&ctx, &store, LOWER, UPPER).await.unwrap();
+    let snapshot = store.snapshot().await.unwrap();
+    let files: Vec<_> = snapshot
+        .tile_sets
+        .values()
+        .find(|t| t.description.function == "sum")
+        .map(|t| t.files.iter().map(|live| live.file.clone()).collect())
+        .unwrap();
+    // Every file of the tile set names the column: whichever is read first fails.
+    let column = &files[0].columns[0];
+    let log = folder.path().join("_log/00000000000000000001.json");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let quoted = format!("\"{column}\"");
+    assert!(text.contains(&quoted), "{column} is not in the log");
+    std::fs::write(&log, text.replace(&quoted, &format!("\"{column}_gone\""))).unwrap();
+    let error = training_set(&ctx, tile_options(&url))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        files
+            .iter()
+            .any(|file| error.contains(&format!("tile file {} ", file.path)))
+            && error.contains(&format!("has no state column {column}_gone")),
+        "{error}"
+    );
+}
+
 /// The fallback option in the error is real: with `raw`, uncovered ranges
 /// come from raw events and the answers are the raw ones.
 #[tokio::test]
