@@ -445,6 +445,7 @@ async fn backfill_chunk(
         .iter()
         .zip(outputs)
         .map(|((series, members), output)| async move {
+            let output = output.without_repeated_columns()?;
             let tile_rows: u64 = output.batches.iter().map(|b| b.num_rows() as u64).sum();
             let files = if tile_rows == 0 {
                 Vec::new()
@@ -547,6 +548,52 @@ struct SeriesRows {
     /// Per tile set of the series: its id and its state columns' names.
     columns: Vec<(String, Vec<String>)>,
     batches: Vec<RecordBatch>,
+}
+
+impl SeriesRows {
+    /// The rows with every state column that repeats an earlier one in all
+    /// of them (aggregations of one series often keep the same count or
+    /// sum) stored once: the tile sets whose state it is name the earlier
+    /// column instead.
+    fn without_repeated_columns(self) -> Result<Self> {
+        let leading = self.schema.index_of(BUCKET_START_COLUMN)? + 1;
+        let fields = self.schema.fields();
+        // Per column, the column that holds its values.
+        let mut stored_as: Vec<usize> = (0..fields.len()).collect();
+        for column in leading..fields.len() {
+            let repeated = (leading..column).find(|&earlier| {
+                stored_as[earlier] == earlier
+                    && fields[earlier].data_type() == fields[column].data_type()
+                    && self
+                        .batches
+                        .iter()
+                        .all(|batch| batch.column(earlier) == batch.column(column))
+            });
+            if let Some(earlier) = repeated {
+                stored_as[column] = earlier;
+            }
+        }
+        let kept: Vec<usize> = (0..fields.len()).filter(|&c| stored_as[c] == c).collect();
+        let name_of = |column: &String| {
+            let index = fields.iter().position(|f| f.name() == column);
+            index.map_or_else(|| column.clone(), |i| fields[stored_as[i]].name().clone())
+        };
+        let columns = self
+            .columns
+            .iter()
+            .map(|(tile_set, names)| (tile_set.clone(), names.iter().map(name_of).collect()))
+            .collect();
+        let batches = self
+            .batches
+            .iter()
+            .map(|batch| batch.project(&kept))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(Self {
+            schema: Arc::new(self.schema.project(&kept)?),
+            columns,
+            batches,
+        })
+    }
 }
 
 /// Folds a key- and time-sorted event stream into tile rows, one per key and

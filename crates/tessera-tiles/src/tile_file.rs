@@ -73,8 +73,8 @@ fn writer_properties(schema: &SchemaRef) -> Result<WriterProperties> {
 
 /// Decodes a tile file's bytes, naming `path` in every error. With
 /// `states`, only the key columns, `bucket_start` and the named state
-/// columns are decoded, in that order; a named column the file lacks is an
-/// error.
+/// columns are decoded, in that order (a name may repeat); a named column
+/// the file lacks is an error.
 pub(crate) fn decode<R: ChunkReader + 'static>(
     path: &str,
     bytes: R,
@@ -91,8 +91,10 @@ pub(crate) fn decode<R: ChunkReader + 'static>(
             .map_err(|e| unreadable(&e));
     };
     let order = projection_order(path, builder.schema(), states)?;
+    // A column may serve several tile sets: decode it once.
     let mut roots = order.clone();
     roots.sort_unstable();
+    roots.dedup();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
     let reader = builder
         .with_projection(mask)
