@@ -437,18 +437,8 @@ async fn conflicting_commits_fail_cleanly() {
 /// naming the file, never a panic or a silently wrong answer.
 #[tokio::test]
 async fn corrupt_tiles_fail_naming_the_file() {
-    let ctx = session().await;
-    let folder = tempfile::tempdir().unwrap();
-    let url = folder.path().to_str().unwrap().to_string();
-    let store = TileStore::open(&url).unwrap();
-    backfill(&ctx, &store, LOWER, UPPER).await.unwrap();
-    let snapshot = store.snapshot().await.unwrap();
-    let sketch_file = snapshot
-        .tile_sets
-        .values()
-        .find(|t| t.description.function == "approx_count_distinct")
-        .map(|t| t.files[0].file.clone())
-        .unwrap();
+    let (ctx, folder, url) = backfilled_folder().await;
+    let sketch_file = files_of(&url, "approx_count_distinct").await.remove(0);
     let path = folder.path().join(&sketch_file.path);
     let original = std::fs::read(&path).unwrap();
     let footer = original.len() - 12;
@@ -499,22 +489,34 @@ async fn corrupt_tiles_fail_naming_the_file() {
     assert_eq!(training_set(&ctx, tile_options(&url)).await.unwrap(), raw);
 }
 
-/// A log whose entry names a state column its file lacks (a damaged or
-/// hand-edited commit) fails the query naming the file and the column.
-#[tokio::test]
-async fn a_commit_naming_a_missing_column_fails_naming_it() {
+/// A session and a local folder store holding the default backfill, and its URL.
+async fn backfilled_folder() -> (SessionContext, tempfile::TempDir, String) {
     let ctx = session().await;
     let folder = tempfile::tempdir().unwrap();
     let url = folder.path().to_str().unwrap().to_string();
     let store = TileStore::open(&url).unwrap();
     backfill(&ctx, &store, LOWER, UPPER).await.unwrap();
-    let snapshot = store.snapshot().await.unwrap();
-    let files: Vec<_> = snapshot
+    (ctx, folder, url)
+}
+
+/// The live files of the store's tile set of `function`.
+async fn files_of(url: &str, function: &str) -> Vec<tessera::tiles::TileFile> {
+    let snapshot = TileStore::open(url).unwrap().snapshot().await.unwrap();
+    snapshot
         .tile_sets
         .values()
-        .find(|t| t.description.function == "sum")
+        .find(|t| t.description.function == function)
         .map(|t| t.files.iter().map(|live| live.file.clone()).collect())
-        .unwrap();
+        .unwrap()
+}
+
+/// A log whose entry names a state column its file lacks, or one of another
+/// type (a damaged or hand-edited commit), fails the query naming the file
+/// and the column.
+#[tokio::test]
+async fn a_commit_naming_a_missing_column_fails_naming_it() {
+    let (ctx, folder, url) = backfilled_folder().await;
+    let files = files_of(&url, "sum").await;
     // Every file of the tile set names the column: whichever is read first fails.
     let column = &files[0].columns[0];
     let log = folder.path().join("_log/00000000000000000001.json");
@@ -531,6 +533,19 @@ async fn a_commit_naming_a_missing_column_fails_naming_it() {
             .iter()
             .any(|file| error.contains(&format!("tile file {} ", file.path)))
             && error.contains(&format!("has no state column {column}_gone")),
+        "{error}"
+    );
+    // Naming a column of another type instead (the Int64 count for the
+    // Float64 sum) fails the layout check.
+    let other = &files[0].columns[1];
+    std::fs::write(&log, text.replace(&quoted, &format!("\"{other}\""))).unwrap();
+    let error = training_set(&ctx, tile_options(&url))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains(&format!("has state columns [{other} Int64, {other} Int64"))
+            && error.contains("expected ["),
         "{error}"
     );
 }

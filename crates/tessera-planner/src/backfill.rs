@@ -574,15 +574,18 @@ impl SeriesRows {
             }
         }
         let kept: Vec<usize> = (0..fields.len()).filter(|&c| stored_as[c] == c).collect();
-        let name_of = |column: &String| {
-            let index = fields.iter().position(|f| f.name() == column);
-            index.map_or_else(|| column.clone(), |i| fields[stored_as[i]].name().clone())
+        let stored_name = |column: &String| -> Result<String> {
+            let index = self.schema.index_of(column)?;
+            Ok(fields[stored_as[index]].name().clone())
         };
         let columns = self
             .columns
             .iter()
-            .map(|(tile_set, names)| (tile_set.clone(), names.iter().map(name_of).collect()))
-            .collect();
+            .map(|(tile_set, names)| {
+                let names = names.iter().map(stored_name).collect::<Result<_>>()?;
+                Ok((tile_set.clone(), names))
+            })
+            .collect::<Result<_>>()?;
         let batches = self
             .batches
             .iter()

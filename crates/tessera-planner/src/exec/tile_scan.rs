@@ -395,30 +395,29 @@ impl TileFiles {
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
     }
 
-    /// The file's keys, `bucket_start` and the scan's state columns must
-    /// have the expected types.
+    /// The scan's state columns, as decoded from the file, must have the
+    /// expected types.
     fn check_layout(&self, file: &LiveFile, batch: &RecordBatch) -> Result<()> {
-        let found: Vec<String> = batch
-            .schema()
-            .fields()
-            .iter()
-            .skip(self.key_count() + 1)
-            .map(|f| format!("{} {}", f.name(), f.data_type()))
-            .collect();
-        let expected: Vec<String> = batch
-            .schema()
-            .fields()
-            .iter()
-            .skip(self.key_count() + 1)
-            .zip(&self.state_fields)
-            .map(|(f, state)| format!("{} {}", f.name(), state.data_type()))
-            .collect();
-        if found != expected || batch.num_columns() != self.schema.fields().len() {
+        let schema = batch.schema();
+        let found = &schema.fields()[(self.key_count() + 1).min(schema.fields().len())..];
+        let types_match = found.len() == self.state_fields.len()
+            && found
+                .iter()
+                .zip(&self.state_fields)
+                .all(|(f, state)| f.data_type() == state.data_type());
+        if !types_match {
+            let describe = |fields: &[FieldRef]| -> String {
+                let described: Vec<String> = fields
+                    .iter()
+                    .map(|f| format!("{} {}", f.name(), f.data_type()))
+                    .collect();
+                described.join(", ")
+            };
             return exec_err!(
                 "tile file {} has state columns [{}], expected [{}]",
                 file.file.path,
-                found.join(", "),
-                expected.join(", ")
+                describe(found),
+                describe(&self.state_fields)
             );
         }
         Ok(())
