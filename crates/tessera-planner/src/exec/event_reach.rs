@@ -46,7 +46,7 @@ use tessera_time::{Duration, EventRange, Grid, TimeRanges, WindowLength};
 use super::key_index::KeyIndex;
 use super::spine_times::{PublishedSpine, SpineTimes};
 use super::time::to_micros;
-use crate::node::SemanticsPlan;
+use crate::node::{SemanticsPlan, WindowSource};
 
 /// One window of a stage, as far as its reach into the events goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +95,16 @@ struct Keep {
 }
 
 impl Keep {
+    /// Keeps no event.
+    fn nothing() -> Self {
+        Self {
+            lower: i64::MAX,
+            upper: i64::MIN,
+            uncovered_of: Vec::new(),
+            keys: None,
+        }
+    }
+
     /// Whether no event can be kept, whatever its key and time.
     fn keeps_nothing(&self) -> bool {
         (self.lower > self.upper && self.uncovered_of.is_empty())
@@ -162,13 +172,13 @@ fn raw_parts(window: &WindowReach, semantics: &SemanticsPlan, t: i64, out: &mut 
 impl EventReach {
     fn keep(&self, spine: &PublishedSpine) -> Result<Keep> {
         let Some((earliest, latest)) = spine.extent else {
-            return Ok(Keep {
-                lower: i64::MAX,
-                upper: i64::MIN,
-                uncovered_of: Vec::new(),
-                keys: None,
-            });
+            return Ok(Keep::nothing());
         };
+        if self.reads_only_covered_buckets(earliest, latest) {
+            // Every row's index entry would be empty: building it costs a
+            // pass over the spine on the way to the tiles.
+            return Ok(Keep::nothing());
+        }
         let mut keep = Keep {
             lower: latest,
             upper: latest,
@@ -206,6 +216,17 @@ impl EventReach {
             )?);
         }
         Ok(keep)
+    }
+
+    /// Whether no row in `[earliest, latest]` reads any event raw: the
+    /// stage's windows are whole buckets only, every one from tiles that
+    /// cover each bucket such a row could need.
+    fn reads_only_covered_buckets(&self, earliest: i64, latest: i64) -> bool {
+        self.by_key
+            .as_ref()
+            .is_some_and(|keyed| keyed.semantics.source == WindowSource::Buckets)
+            && self.windows.iter().all(|w| w.coverage.is_some())
+            && self.fully_covered(earliest, latest)
     }
 
     /// Whether every window reading tiles finds every bucket a row in

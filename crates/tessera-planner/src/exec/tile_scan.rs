@@ -99,9 +99,14 @@ impl TileReach {
                 distinct.len(),
                 |t, slots| {
                     for (windows, out) in distinct.iter().zip(slots) {
+                        let row_start = out.len();
                         for (window, grid) in windows {
                             let body = semantics.parts(*window, grid, t).body;
-                            out.push((body.start.unwrap_or(i64::MIN), body.end));
+                            push_widening(
+                                out,
+                                row_start,
+                                (body.start.unwrap_or(i64::MIN), body.end),
+                            );
                         }
                     }
                 },
@@ -116,6 +121,17 @@ impl TileReach {
     /// The index slot of scan `scan` (`served[scan]` when built).
     pub fn slot_of(&self, scan: usize) -> usize {
         self.slots[scan]
+    }
+}
+
+/// Appends `range` to `out`, or widens the range of `out[from..]` that ends
+/// where it ends: a row's windows on one grid end their bodies at the same
+/// bucket (1d, 7d and 30d alike), so their union is the longest, and the
+/// index merges a third of the ranges.
+fn push_widening(out: &mut Vec<(i64, i64)>, from: usize, (start, end): (i64, i64)) {
+    match out[from..].iter_mut().find(|(_, e)| *e == end) {
+        Some(same_end) => same_end.0 = same_end.0.min(start),
+        None => out.push((start, end)),
     }
 }
 
