@@ -36,9 +36,11 @@ use std::fmt::Debug;
 use std::ops::Range;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray, BooleanBufferBuilder};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, BooleanBufferBuilder, Float64Builder, Int64Builder,
+};
 use datafusion::arrow::datatypes::{DataType, FieldRef};
-use datafusion::common::{Result, ScalarValue};
+use datafusion::common::{Result, ScalarValue, internal_err};
 use smallvec::SmallVec;
 
 use crate::function::decode_state;
@@ -69,7 +71,7 @@ pub trait PartialState: Clone + Send + Sync + Debug + 'static {
     /// everything at once.
     fn merged_result(states: &[&Self]) -> Result<(bool, ScalarValue)> {
         let Some((first, rest)) = states.split_first() else {
-            return datafusion::common::internal_err!("merged_result of no states");
+            return internal_err!("merged_result of no states");
         };
         if rest.is_empty() {
             return Ok((first.is_empty(), first.evaluate()?));
@@ -243,7 +245,7 @@ pub struct SlidingState<F: StateFactory> {
     bucket_bytes: usize,
     /// The tail, bucket and head parts, indexed by [`Part`].
     parts: [WindowPart<F::State>; 3],
-    output: Vec<ScalarValue>,
+    output: ResultColumn,
     empty: BooleanBufferBuilder,
     /// The first error met while sliding, reported by `finish`.
     error: Option<datafusion::common::DataFusionError>,
@@ -254,12 +256,12 @@ impl<F: StateFactory> SlidingState<F> {
     pub fn new(factory: F) -> Self {
         let parts = [(); 3].map(|_| WindowPart::new(factory.empty()));
         Self {
+            output: ResultColumn::new(&factory.result_type()),
             factory,
             arguments: Vec::new(),
             buckets: Arc::new(Vec::new()),
             bucket_bytes: 0,
             parts,
-            output: Vec::new(),
             empty: BooleanBufferBuilder::new(0),
             error: None,
         }
@@ -411,7 +413,7 @@ impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
         other: &dyn SlidingAggregate,
     ) -> Result<()> {
         let Some(other) = (other as &dyn std::any::Any).downcast_ref::<Self>() else {
-            return datafusion::common::internal_err!(
+            return internal_err!(
                 "bucket states can only be shared by windows of one function"
             );
         };
@@ -436,14 +438,13 @@ impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
     }
 
     fn emit(&mut self) {
-        match self.current() {
-            Ok((empty, value)) => {
-                self.empty.append(empty);
-                self.output.push(value);
-            }
+        let outcome = self
+            .current()
+            .and_then(|(empty, value)| self.output.push(value).map(|()| empty));
+        match outcome {
+            Ok(empty) => self.empty.append(empty),
             Err(e) => {
-                self.empty.append(false);
-                self.output.push(ScalarValue::Null);
+                self.emit_null();
                 self.record(Err(e));
             }
         }
@@ -451,23 +452,88 @@ impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
 
     fn emit_null(&mut self) {
         self.empty.append(false);
-        self.output.push(ScalarValue::Null);
+        self.output.push_null();
     }
 
     fn finish(&mut self) -> Result<(ArrayRef, BooleanArray)> {
         if let Some(error) = self.error.take() {
             return Err(error);
         }
-        let result_type = self.factory.result_type();
-        let null = ScalarValue::try_from(&result_type)?;
-        let values = std::mem::take(&mut self.output)
-            .into_iter()
-            .map(|v| if v.is_null() { null.clone() } else { v });
-        let array = if self.empty.is_empty() {
-            datafusion::arrow::array::new_empty_array(&result_type)
-        } else {
-            ScalarValue::iter_to_array(values)?
-        };
+        let array = self.output.finish(&self.factory.result_type())?;
         Ok((array, BooleanArray::new(self.empty.finish(), None)))
+    }
+}
+
+/// A window's results in the order they were emitted, kept as the column
+/// they become: a result of a primitive type goes straight into its
+/// buffer; others (lists, strings, structs) stay scalars until `finish`.
+#[derive(Debug)]
+enum ResultColumn {
+    Float64(Float64Builder),
+    Int64(Int64Builder),
+    Scalars(Vec<ScalarValue>),
+}
+
+impl ResultColumn {
+    fn new(result_type: &DataType) -> Self {
+        match result_type {
+            DataType::Float64 => Self::Float64(Float64Builder::new()),
+            DataType::Int64 => Self::Int64(Int64Builder::new()),
+            _ => Self::Scalars(Vec::new()),
+        }
+    }
+
+    /// Appends one result, which must be of the column's type (or null).
+    fn push(&mut self, value: ScalarValue) -> Result<()> {
+        match (self, value) {
+            (Self::Float64(values), ScalarValue::Float64(v)) => values.append_option(v),
+            (Self::Int64(values), ScalarValue::Int64(v)) => values.append_option(v),
+            (Self::Scalars(values), value) => values.push(value),
+            (column, ScalarValue::Null) => column.push_null(),
+            (column, value) => {
+                return internal_err!(
+                    "a window result of type {} in a column of {}",
+                    value.data_type(),
+                    column.kind()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn push_null(&mut self) {
+        match self {
+            Self::Float64(values) => values.append_null(),
+            Self::Int64(values) => values.append_null(),
+            Self::Scalars(values) => values.push(ScalarValue::Null),
+        }
+    }
+
+    /// The name of a typed column's type, for errors.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Float64(_) => "Float64",
+            Self::Int64(_) => "Int64",
+            Self::Scalars(_) => "scalars",
+        }
+    }
+
+    /// The results so far as one array of `result_type`; the column is left empty.
+    fn finish(&mut self, result_type: &DataType) -> Result<ArrayRef> {
+        match self {
+            Self::Float64(values) => Ok(Arc::new(values.finish())),
+            Self::Int64(values) => Ok(Arc::new(values.finish())),
+            Self::Scalars(values) if values.is_empty() => {
+                Ok(datafusion::arrow::array::new_empty_array(result_type))
+            }
+            Self::Scalars(values) => {
+                // An empty window may evaluate to an untyped null.
+                let null = ScalarValue::try_from(result_type)?;
+                let values = std::mem::take(values)
+                    .into_iter()
+                    .map(|v| if v.is_null() { null.clone() } else { v });
+                ScalarValue::iter_to_array(values)
+            }
+        }
     }
 }
