@@ -612,3 +612,73 @@ proptest! {
         }
     }
 }
+
+/// The parts a training-set window splits the events `run` into, over
+/// buckets of `bucket_size` events: raw events up to the first bucket
+/// boundary, the whole buckets, raw events after the last.
+fn adjacent_parts(run: std::ops::Range<usize>, bucket_size: usize) -> [std::ops::Range<usize>; 3] {
+    let first = run.start.div_ceil(bucket_size);
+    let last = (run.end / bucket_size).max(first);
+    let (body_start, body_end) = (first * bucket_size, last * bucket_size);
+    if body_start >= run.end {
+        return [run.clone(), 0..0, run.end..run.end];
+    }
+    [run.start..body_start, first..last, body_end..run.end]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Over raw events, a sliding `approx_percentile` is the order statistic
+    /// a digest of unit centroids gives — rank `floor(q · n)` of the finite
+    /// values — at every read, for windows of any size, across keys.
+    #[test]
+    fn raw_sliding_percentiles_are_exact_order_statistics(
+        keys in proptest::collection::vec(
+            proptest::collection::vec(
+                prop_oneof![
+                    4 => (-50i64..50).prop_map(|v| Some(v as f64)),
+                    1 => Just(None),
+                    1 => Just(Some(f64::NAN)),
+                ],
+                0..300,
+            ),
+            1..3,
+        ),
+        quantile in prop_oneof![Just(0.0), Just(1.0), 0.0f64..=1.0],
+        bucket_size in 1usize..40,
+        steps in proptest::collection::vec((any::<bool>(), 0usize..60), 1..40),
+    ) {
+        use tessera::aggregates::{BucketSource, Part};
+        let mut window = percentile(quantile).sliding();
+        let mut expected = Vec::new();
+        for values in &keys {
+            let column: ArrayRef = Arc::new(values.iter().copied().collect::<Float64Array>());
+            let buckets: Vec<BucketSource> = (0..values.len())
+                .step_by(bucket_size)
+                .map(|start| BucketSource::Events(start, (start + bucket_size).min(values.len())))
+                .collect();
+            window.load(&[column], &buckets, &[]).unwrap();
+            let mut run = 0..0;
+            for &(start_moves, by) in &steps {
+                move_part(&mut run, !start_moves, by, values.len());
+                let parts = adjacent_parts(run.clone(), bucket_size);
+                for (part, items) in [Part::Tail, Part::Buckets, Part::Head].into_iter().zip(parts) {
+                    window.slide(part, items);
+                }
+                window.emit();
+                let mut finite: Vec<f64> =
+                    values[run.clone()].iter().flatten().copied().filter(|v| v.is_finite()).collect();
+                finite.sort_by(f64::total_cmp);
+                let index = ((quantile * finite.len() as f64) as usize).min(finite.len().saturating_sub(1));
+                expected.push(finite.get(index).copied());
+            }
+        }
+        let (results, empty) = window.finish().unwrap();
+        for (read, want) in expected.into_iter().enumerate() {
+            let actual = ScalarValue::try_from_array(&results, read).unwrap();
+            prop_assert_eq!(&actual, &ScalarValue::Float64(want), "read {}", read);
+            prop_assert_eq!(empty.value(read), want.is_none(), "read {}", read);
+        }
+    }
+}

@@ -24,7 +24,7 @@ use datafusion::logical_expr::{Accumulator, GroupsAccumulator};
 use crate::accumulator::{Input, Output, StateAccumulator};
 use crate::groups_accumulator::StateGroupsAccumulator;
 use crate::sliding::SlidingAggregate;
-use crate::state::{PartialState, SlidingState, StateFactory, run_states};
+use crate::state::{PartialState, StateFactory, run_states};
 
 /// Which aggregation a feature computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -274,7 +274,7 @@ pub trait AggregateImplementation: Send + Sync + fmt::Debug {
 
 impl<F: StateFactory> AggregateImplementation for F {
     fn sliding(&self) -> Box<dyn SlidingAggregate> {
-        Box::new(SlidingState::new(self.clone()))
+        self.sliding_kernel()
     }
 
     fn accumulator(&self, name: &str, input: Input, output: Output) -> Box<dyn Accumulator> {

@@ -4,7 +4,9 @@
 //! time) with [`SlidingAggregate::load`], optionally grouped into buckets,
 //! then moves the window's parts over them with `slide` and asks for the
 //! current value with `emit` once per spine row. Every function slides
-//! the same way, through its partial state ([`SlidingState`](crate::SlidingState)).
+//! through its partial state ([`SlidingState`](crate::SlidingState)) but
+//! `approx_percentile`, which answers windows of raw events with exact order
+//! statistics ([`PercentileWindow`](crate::functions::PercentileWindow)).
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray};
 use datafusion::common::Result;

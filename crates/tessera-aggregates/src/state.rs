@@ -97,6 +97,11 @@ pub trait StateFactory: Clone + Send + Sync + Debug + 'static {
     fn decode(&self, columns: &[ArrayRef], row: usize) -> Result<Self::State>;
     /// The type of [`PartialState::evaluate`]'s result.
     fn result_type(&self) -> DataType;
+    /// The kernel that slides this function over one key's events: by
+    /// default its states ([`SlidingState`]).
+    fn sliding_kernel(&self) -> Box<dyn SlidingAggregate> {
+        Box::new(SlidingState::new(self.clone()))
+    }
 }
 
 /// How many times its size a part may spend in folds read afresh before it
@@ -280,7 +285,7 @@ impl<F: StateFactory> SlidingState<F> {
     }
 
     /// Whether the window is empty, and its value: the states of every part merged.
-    fn current(&mut self) -> Result<(bool, ScalarValue)> {
+    pub fn read(&mut self) -> Result<(bool, ScalarValue)> {
         let items = Items {
             arguments: &self.arguments,
             buckets: &self.buckets,
@@ -413,9 +418,7 @@ impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
         other: &dyn SlidingAggregate,
     ) -> Result<()> {
         let Some(other) = (other as &dyn std::any::Any).downcast_ref::<Self>() else {
-            return internal_err!(
-                "bucket states can only be shared by windows of one function"
-            );
+            return internal_err!("bucket states can only be shared by windows of one function");
         };
         self.arguments = arguments.to_vec();
         self.buckets = Arc::clone(&other.buckets);
@@ -439,7 +442,7 @@ impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
 
     fn emit(&mut self) {
         let outcome = self
-            .current()
+            .read()
             .and_then(|(empty, value)| self.output.push(value).map(|()| empty));
         match outcome {
             Ok(empty) => self.empty.append(empty),

@@ -25,7 +25,9 @@ use datafusion::logical_expr::utils::format_state_name;
 use datasketches::tdigest::TDigestMut;
 
 use super::input::primitive;
+use super::percentile_window::PercentileWindow;
 use super::sketch_header::{ExpectedHeader, binary_image};
+use crate::sliding::SlidingAggregate;
 use crate::state::{PartialState, StateFactory};
 
 /// The t-digest compression: about 0.5% rank error in the tails, less in the middle.
@@ -306,6 +308,11 @@ impl StateFactory for PercentileFactory {
 
     fn result_type(&self) -> DataType {
         DataType::Float64
+    }
+
+    /// Exact order statistics over raw events, digests over tiles.
+    fn sliding_kernel(&self) -> Box<dyn SlidingAggregate> {
+        Box::new(PercentileWindow::new(self.clone()))
     }
 }
 
