@@ -363,34 +363,26 @@ pub fn run_states<F: StateFactory>(
     arguments: &[ArrayRef],
     bounds: &[usize],
 ) -> Result<Vec<ArrayRef>> {
-    let fields = factory.state_fields("state").len();
-    let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(bounds.len()); fields];
+    let fields = factory.state_fields("state");
+    let mut columns: Vec<ResultColumn> = fields
+        .iter()
+        .map(|field| ResultColumn::new(field.data_type()))
+        .collect();
     for run in bounds.windows(2) {
         let state = fold_rows(factory, arguments, run[0]..run[1])?;
         for (column, value) in columns.iter_mut().zip(state.to_state()?) {
-            column.push(value);
+            column.push(value)?;
         }
     }
-    factory
-        .state_fields("state")
+    fields
         .iter()
-        .zip(columns)
-        .map(|(field, values)| {
-            if values.is_empty() {
-                Ok(datafusion::arrow::array::new_empty_array(field.data_type()))
+        .zip(&mut columns)
+        .map(|(field, column)| {
+            let array = column.finish(field.data_type())?;
+            if array.data_type() == field.data_type() {
+                Ok(array)
             } else {
-                // States may give an untyped null; the column needs its field's type.
-                let typed_null = ScalarValue::try_from(field.data_type())?;
-                let values = values.into_iter().map(|value| match value {
-                    ScalarValue::Null => typed_null.clone(),
-                    value => value,
-                });
-                let array = ScalarValue::iter_to_array(values)?;
-                if array.data_type() == field.data_type() {
-                    Ok(array)
-                } else {
-                    Ok(datafusion::arrow::compute::cast(&array, field.data_type())?)
-                }
+                Ok(datafusion::arrow::compute::cast(&array, field.data_type())?)
             }
         })
         .collect()
@@ -467,9 +459,11 @@ impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
     }
 }
 
-/// A window's results in the order they were emitted, kept as the column
-/// they become: a result of a primitive type goes straight into its
-/// buffer; others (lists, strings, structs) stay scalars until `finish`.
+/// Values made one at a time (a window's results, a run's state fields),
+/// kept as the column they become: Float64 and Int64 values go straight
+/// into their buffer; others (lists, binary images, strings) stay scalars
+/// until `finish`, as does a typed column once a value of another type
+/// comes.
 #[derive(Debug)]
 enum ResultColumn {
     Float64(Float64Builder),
@@ -486,20 +480,14 @@ impl ResultColumn {
         }
     }
 
-    /// Appends one result, which must be of the column's type (or null).
+    /// Appends one value.
     fn push(&mut self, value: ScalarValue) -> Result<()> {
         match (self, value) {
             (Self::Float64(values), ScalarValue::Float64(v)) => values.append_option(v),
             (Self::Int64(values), ScalarValue::Int64(v)) => values.append_option(v),
             (Self::Scalars(values), value) => values.push(value),
             (column, ScalarValue::Null) => column.push_null(),
-            (column, value) => {
-                return internal_err!(
-                    "a window result of type {} in a column of {}",
-                    value.data_type(),
-                    column.kind()
-                );
-            }
+            (column, value) => column.as_scalars()?.push(value),
         }
         Ok(())
     }
@@ -512,16 +500,24 @@ impl ResultColumn {
         }
     }
 
-    /// The name of a typed column's type, for errors.
-    fn kind(&self) -> &'static str {
+    /// The values so far as scalars, to which values of any type can be added.
+    fn as_scalars(&mut self) -> Result<&mut Vec<ScalarValue>> {
+        let typed: ArrayRef = match self {
+            Self::Float64(values) => Arc::new(values.finish()),
+            Self::Int64(values) => Arc::new(values.finish()),
+            Self::Scalars(values) => return Ok(values),
+        };
+        let scalars = (0..typed.len())
+            .map(|row| ScalarValue::try_from_array(&typed, row))
+            .collect::<Result<Vec<_>>>()?;
+        *self = Self::Scalars(scalars);
         match self {
-            Self::Float64(_) => "Float64",
-            Self::Int64(_) => "Int64",
-            Self::Scalars(_) => "scalars",
+            Self::Scalars(values) => Ok(values),
+            Self::Float64(_) | Self::Int64(_) => internal_err!("a column just turned into scalars"),
         }
     }
 
-    /// The results so far as one array of `result_type`; the column is left empty.
+    /// The values so far as one array of `result_type`; the column is left empty.
     fn finish(&mut self, result_type: &DataType) -> Result<ArrayRef> {
         match self {
             Self::Float64(values) => Ok(Arc::new(values.finish())),
