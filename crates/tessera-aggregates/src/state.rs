@@ -250,7 +250,7 @@ pub struct SlidingState<F: StateFactory> {
     bucket_bytes: usize,
     /// The tail, bucket and head parts, indexed by [`Part`].
     parts: [WindowPart<F::State>; 3],
-    output: ResultColumn,
+    output: ValueColumn,
     empty: BooleanBufferBuilder,
     /// The first error met while sliding, reported by `finish`.
     error: Option<datafusion::common::DataFusionError>,
@@ -261,7 +261,7 @@ impl<F: StateFactory> SlidingState<F> {
     pub fn new(factory: F) -> Self {
         let parts = [(); 3].map(|_| WindowPart::new(factory.empty()));
         Self {
-            output: ResultColumn::new(&factory.result_type()),
+            output: ValueColumn::new(&factory.result_type()),
             factory,
             arguments: Vec::new(),
             buckets: Arc::new(Vec::new()),
@@ -364,9 +364,9 @@ pub fn run_states<F: StateFactory>(
     bounds: &[usize],
 ) -> Result<Vec<ArrayRef>> {
     let fields = factory.state_fields("state");
-    let mut columns: Vec<ResultColumn> = fields
+    let mut columns: Vec<ValueColumn> = fields
         .iter()
-        .map(|field| ResultColumn::new(field.data_type()))
+        .map(|field| ValueColumn::new(field.data_type()))
         .collect();
     for run in bounds.windows(2) {
         let state = fold_rows(factory, arguments, run[0]..run[1])?;
@@ -465,13 +465,13 @@ impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
 /// until `finish`, as does a typed column once a value of another type
 /// comes.
 #[derive(Debug)]
-enum ResultColumn {
+enum ValueColumn {
     Float64(Float64Builder),
     Int64(Int64Builder),
     Scalars(Vec<ScalarValue>),
 }
 
-impl ResultColumn {
+impl ValueColumn {
     fn new(result_type: &DataType) -> Self {
         match result_type {
             DataType::Float64 => Self::Float64(Float64Builder::new()),

@@ -401,7 +401,10 @@ impl SlidingAggregate for PercentileWindow {
 
     fn bucket_bytes(&self) -> usize {
         match &self.raw {
-            Some(raw) => raw.statistic.max_bytes() + raw.bucket_events.capacity() * 16,
+            Some(raw) => {
+                raw.statistic.max_bytes()
+                    + raw.bucket_events.capacity() * size_of::<(usize, usize)>()
+            }
             None => self.digests.bucket_bytes(),
         }
     }
