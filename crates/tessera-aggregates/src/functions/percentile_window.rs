@@ -105,9 +105,11 @@ impl RawWindow {
     /// The events of each part, in part order.
     fn part_events(&self) -> [Range<usize>; 3] {
         let [tail, buckets, head] = self.parts.clone();
-        let bucket_events = match (buckets.is_empty(), &self.bucket_events) {
-            (true, _) => 0..0,
-            (false, runs) => runs[buckets.start].0..runs[buckets.end - 1].1,
+        let runs = &self.bucket_events;
+        let bucket_events = if buckets.is_empty() {
+            0..0
+        } else {
+            runs[buckets.start].0..runs[buckets.end - 1].1
         };
         [tail, bucket_events, head]
     }
