@@ -37,7 +37,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, BooleanBufferBuilder, Float64Builder, Int64Builder,
+    ArrayRef, BinaryBuilder, BooleanArray, BooleanBufferBuilder, Float64Builder, Int64Builder,
 };
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{Result, ScalarValue, internal_err};
@@ -460,14 +460,15 @@ impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
 }
 
 /// Values made one at a time (a window's results, a run's state fields),
-/// kept as the column they become: Float64 and Int64 values go straight
-/// into their buffer; others (lists, binary images, strings) stay scalars
+/// kept as the column they become: Float64, Int64 and Binary values (sketch
+/// images) go straight into their buffers; others (lists, strings) stay scalars
 /// until `finish`, as does a typed column once a value of another type
 /// comes.
 #[derive(Debug)]
 enum ValueColumn {
     Float64(Float64Builder),
     Int64(Int64Builder),
+    Binary(BinaryBuilder),
     Scalars(Vec<ScalarValue>),
 }
 
@@ -476,6 +477,7 @@ impl ValueColumn {
         match result_type {
             DataType::Float64 => Self::Float64(Float64Builder::new()),
             DataType::Int64 => Self::Int64(Int64Builder::new()),
+            DataType::Binary => Self::Binary(BinaryBuilder::new()),
             _ => Self::Scalars(Vec::new()),
         }
     }
@@ -485,6 +487,7 @@ impl ValueColumn {
         match (self, value) {
             (Self::Float64(values), ScalarValue::Float64(v)) => values.append_option(v),
             (Self::Int64(values), ScalarValue::Int64(v)) => values.append_option(v),
+            (Self::Binary(values), ScalarValue::Binary(v)) => values.append_option(v),
             (Self::Scalars(values), value) => values.push(value),
             (column, ScalarValue::Null) => column.push_null(),
             (column, value) => column.as_scalars()?.push(value),
@@ -496,6 +499,7 @@ impl ValueColumn {
         match self {
             Self::Float64(values) => values.append_null(),
             Self::Int64(values) => values.append_null(),
+            Self::Binary(values) => values.append_null(),
             Self::Scalars(values) => values.push(ScalarValue::Null),
         }
     }
@@ -505,6 +509,7 @@ impl ValueColumn {
         let typed: ArrayRef = match self {
             Self::Float64(values) => Arc::new(values.finish()),
             Self::Int64(values) => Arc::new(values.finish()),
+            Self::Binary(values) => Arc::new(values.finish()),
             Self::Scalars(values) => return Ok(values),
         };
         let scalars = (0..typed.len())
@@ -513,7 +518,9 @@ impl ValueColumn {
         *self = Self::Scalars(scalars);
         match self {
             Self::Scalars(values) => Ok(values),
-            Self::Float64(_) | Self::Int64(_) => internal_err!("a column just turned into scalars"),
+            Self::Float64(_) | Self::Int64(_) | Self::Binary(_) => {
+                internal_err!("a column just turned into scalars")
+            }
         }
     }
 
@@ -522,6 +529,7 @@ impl ValueColumn {
         match self {
             Self::Float64(values) => Ok(Arc::new(values.finish())),
             Self::Int64(values) => Ok(Arc::new(values.finish())),
+            Self::Binary(values) => Ok(Arc::new(values.finish())),
             Self::Scalars(values) if values.is_empty() => {
                 Ok(datafusion::arrow::array::new_empty_array(result_type))
             }
