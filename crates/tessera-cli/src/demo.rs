@@ -210,17 +210,34 @@ async fn backfill_and_compare(
     spinner.finish_and_clear();
     let comparison = comparison?;
     print!("\n{comparison}");
-    let disagreeing = comparison.columns.iter().filter(|c| !c.agrees()).count();
-    if disagreeing == 0 {
+    let disagreeing: Vec<&str> = comparison
+        .columns
+        .iter()
+        .filter(|c| !c.agrees())
+        .map(|c| c.column.as_str())
+        .collect();
+    let percentiles: Vec<String> = features
+        .iter()
+        .filter(|f| f.aggregate.function == "approx_percentile")
+        .map(|f| format!("{}__", f.name))
+        .collect();
+    // Column names are `<feature>__<window>__`.
+    let (medians, others): (Vec<&str>, Vec<&str>) = disagreeing
+        .iter()
+        .partition(|column| percentiles.iter().any(|p| column.starts_with(p.as_str())));
+    println!(
+        "tiles and raw events agree on {} of {} feature columns",
+        comparison.columns.len() - disagreeing.len(),
+        comparison.columns.len()
+    );
+    if !medians.is_empty() {
         println!(
-            "tiles and raw events agree on all {} feature columns",
-            comparison.columns.len()
+            "  {}: raw events give the exact order statistic, tiles the t-digest's answer (within its rank error)",
+            medians.join(", ")
         );
-    } else {
-        println!(
-            "{disagreeing} of {} feature columns differ between tiles and raw events (sketches may, within their error bounds)",
-            comparison.columns.len()
-        );
+    }
+    if !others.is_empty() {
+        println!("  differing: {}", others.join(", "));
     }
     Ok(())
 }
