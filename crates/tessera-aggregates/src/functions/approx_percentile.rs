@@ -111,8 +111,14 @@ fn empty_digest() -> TDigestMut {
 /// unit centroids returns the value at rank `floor(quantile · n)` (the
 /// largest at `quantile = 1`). Reorders `values`.
 fn few_quantile(values: &mut [f64], quantile: f64) -> f64 {
-    let index = ((quantile * values.len() as f64) as usize).min(values.len() - 1);
+    let index = rank_index(quantile, values.len());
     *values.select_nth_unstable_by(index, f64::total_cmp).1
+}
+
+/// The position of the `quantile` among `n > 0` sorted values, as a t-digest
+/// of unit centroids answers it: `floor(quantile · n)`, the last at `quantile = 1`.
+pub(super) fn rank_index(quantile: f64, n: usize) -> usize {
+    ((quantile * n as f64) as usize).min(n - 1)
 }
 
 /// The quantile of every value of `parts` (at most [`FEW_VALUES`] in all),

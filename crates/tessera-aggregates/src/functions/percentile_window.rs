@@ -26,7 +26,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::Float64Type;
 use datafusion::common::{Result, ScalarValue, internal_err};
 
-use super::approx_percentile::PercentileFactory;
+use super::approx_percentile::{PercentileFactory, rank_index};
 use super::input::primitive;
 use crate::sliding::{BucketSource, Part, SlidingAggregate};
 use crate::state::SlidingState;
@@ -160,12 +160,6 @@ fn gathered_quantile(
 /// Event `i`'s value, if the digest would count it (not null, finite).
 fn counted(values: &Float64Array, i: usize) -> Option<f64> {
     (values.is_valid(i) && values.value(i).is_finite()).then(|| values.value(i))
-}
-
-/// The position of the `quantile` among `n` sorted values, as a t-digest of
-/// unit centroids answers it: `floor(quantile · n)`, the last at `quantile = 1`.
-fn rank_index(quantile: f64, n: usize) -> usize {
-    ((quantile * n as f64) as usize).min(n - 1)
 }
 
 /// One event's value in a heap, ordered by value, then position.
