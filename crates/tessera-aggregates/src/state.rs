@@ -250,10 +250,7 @@ pub struct SlidingState<F: StateFactory> {
     bucket_bytes: usize,
     /// The tail, bucket and head parts, indexed by [`Part`].
     parts: [WindowPart<F::State>; 3],
-    output: ValueColumn,
-    empty: BooleanBufferBuilder,
-    /// The first error met while sliding, reported by `finish`.
-    error: Option<datafusion::common::DataFusionError>,
+    output: WindowOutput,
 }
 
 impl<F: StateFactory> SlidingState<F> {
@@ -261,20 +258,12 @@ impl<F: StateFactory> SlidingState<F> {
     pub fn new(factory: F) -> Self {
         let parts = [(); 3].map(|_| WindowPart::new(factory.empty()));
         Self {
-            output: ValueColumn::new(&factory.result_type()),
+            output: WindowOutput::new(factory.result_type()),
             factory,
             arguments: Vec::new(),
             buckets: Arc::new(Vec::new()),
             bucket_bytes: 0,
             parts,
-            empty: BooleanBufferBuilder::new(0),
-            error: None,
-        }
-    }
-
-    fn record(&mut self, outcome: Result<()>) {
-        if let Err(e) = outcome {
-            self.error.get_or_insert(e);
         }
     }
 
@@ -433,29 +422,65 @@ impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
     }
 
     fn emit(&mut self) {
-        let outcome = self
-            .read()
-            .and_then(|(empty, value)| self.output.push(value).map(|()| empty));
-        match outcome {
-            Ok(empty) => self.empty.append(empty),
-            Err(e) => {
-                self.emit_null();
-                self.record(Err(e));
-            }
-        }
+        let read = self.read();
+        self.output.push(read);
     }
 
     fn emit_null(&mut self) {
-        self.empty.append(false);
         self.output.push_null();
     }
 
     fn finish(&mut self) -> Result<(ArrayRef, BooleanArray)> {
+        self.output.finish()
+    }
+}
+
+/// What a window emitted, row by row: its values, whether it was empty, and
+/// the first error met while sliding (reported by `finish`).
+#[derive(Debug)]
+pub(crate) struct WindowOutput {
+    result_type: DataType,
+    values: ValueColumn,
+    empty: BooleanBufferBuilder,
+    error: Option<datafusion::common::DataFusionError>,
+}
+
+impl WindowOutput {
+    /// No rows yet, of values of `result_type`.
+    pub(crate) fn new(result_type: DataType) -> Self {
+        Self {
+            values: ValueColumn::new(&result_type),
+            result_type,
+            empty: BooleanBufferBuilder::new(0),
+            error: None,
+        }
+    }
+
+    /// Appends one read of the window; a failed read appends a null and
+    /// keeps its error for `finish`.
+    pub(crate) fn push(&mut self, read: Result<(bool, ScalarValue)>) {
+        match read.and_then(|(empty, value)| self.values.push(value).map(|()| empty)) {
+            Ok(empty) => self.empty.append(empty),
+            Err(e) => {
+                self.push_null();
+                self.error.get_or_insert(e);
+            }
+        }
+    }
+
+    /// Appends a null (a spine row without a time, or a failed read).
+    pub(crate) fn push_null(&mut self) {
+        self.empty.append(false);
+        self.values.push_null();
+    }
+
+    /// The rows so far as the output column and the empty flags, or the first error.
+    pub(crate) fn finish(&mut self) -> Result<(ArrayRef, BooleanArray)> {
         if let Some(error) = self.error.take() {
             return Err(error);
         }
-        let array = self.output.finish(&self.factory.result_type())?;
-        Ok((array, BooleanArray::new(self.empty.finish(), None)))
+        let values = self.values.finish(&self.result_type)?;
+        Ok((values, BooleanArray::new(self.empty.finish(), None)))
     }
 }
 

@@ -20,16 +20,14 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::ops::Range;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, BooleanBufferBuilder, Float64Array, Float64Builder,
-};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Float64Array};
 use datafusion::arrow::datatypes::Float64Type;
 use datafusion::common::{Result, ScalarValue, internal_err};
 
 use super::approx_percentile::{PercentileFactory, rank_index};
 use super::input::primitive;
 use crate::sliding::{BucketSource, Part, SlidingAggregate};
-use crate::state::SlidingState;
+use crate::state::{SlidingState, StateFactory, WindowOutput};
 
 /// `approx_percentile` over a sliding window (see the module docs).
 #[derive(Debug)]
@@ -39,10 +37,7 @@ pub struct PercentileWindow {
     /// from its events; `None` while the digests answer.
     raw: Option<RawWindow>,
     digests: SlidingState<PercentileFactory>,
-    output: Float64Builder,
-    empty: BooleanBufferBuilder,
-    /// The first error met while sliding, reported by `finish`.
-    error: Option<datafusion::common::DataFusionError>,
+    output: WindowOutput,
 }
 
 /// A key's events and where the window stands over them.
@@ -62,10 +57,8 @@ impl PercentileWindow {
         Self {
             quantile: factory.quantile,
             raw: None,
+            output: WindowOutput::new(factory.result_type()),
             digests: SlidingState::new(factory),
-            output: Float64Builder::new(),
-            empty: BooleanBufferBuilder::new(0),
-            error: None,
         }
     }
 
@@ -414,36 +407,20 @@ impl SlidingAggregate for PercentileWindow {
 
     fn emit(&mut self) {
         let read = match &mut self.raw {
-            Some(raw) => Ok(raw.read()),
-            None => self.digests.read().and_then(|(empty, value)| match value {
-                ScalarValue::Float64(value) => Ok((empty, value)),
-                other => internal_err!("approx_percentile gave {other:?}"),
-            }),
+            Some(raw) => {
+                let (empty, value) = raw.read();
+                Ok((empty, ScalarValue::Float64(value)))
+            }
+            None => self.digests.read(),
         };
-        match read {
-            Ok((empty, value)) => {
-                self.empty.append(empty);
-                self.output.append_option(value);
-            }
-            Err(e) => {
-                self.emit_null();
-                self.error.get_or_insert(e);
-            }
-        }
+        self.output.push(read);
     }
 
     fn emit_null(&mut self) {
-        self.empty.append(false);
-        self.output.append_null();
+        self.output.push_null();
     }
 
     fn finish(&mut self) -> Result<(ArrayRef, BooleanArray)> {
-        if let Some(error) = self.error.take() {
-            return Err(error);
-        }
-        Ok((
-            std::sync::Arc::new(self.output.finish()),
-            BooleanArray::new(self.empty.finish(), None),
-        ))
+        self.output.finish()
     }
 }
