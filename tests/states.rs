@@ -400,6 +400,37 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// What a backfill writes for consecutive runs of rows (`run_states`,
+    /// each function's typed `append_state`) is, run by run, the state an
+    /// accumulator of that run's rows gives (`to_state`).
+    #[test]
+    fn run_states_are_the_states_of_each_run(
+        rows in proptest::collection::vec(row(), 1..50),
+        cuts in proptest::collection::vec(0usize..50, 0..6),
+    ) {
+        let mut bounds: Vec<usize> = cuts.into_iter().filter(|&c| c > 0 && c < rows.len()).collect();
+        bounds.extend([0, rows.len()]);
+        bounds.sort_unstable();
+        bounds.dedup();
+        for spec in specs() {
+            let implementation = spec.implementation();
+            let columns = implementation.run_states(&spec.columns(&rows), &bounds).unwrap();
+            for (run, range) in bounds.windows(2).enumerate() {
+                let expected = state_of(&implementation, &spec.columns(&rows[range[0]..range[1]])).unwrap();
+                prop_assert_eq!(expected.len(), columns.len());
+                for (field, (column, expected)) in columns.iter().zip(&expected).enumerate() {
+                    let actual = ScalarValue::try_from_array(column, run).unwrap();
+                    let same = actual == *expected || (actual.is_null() && expected.is_null());
+                    prop_assert!(same, "{} run {run} field {field}: {expected:?} vs {actual:?}", spec.function);
+                }
+            }
+        }
+    }
+}
+
 /// Moves a window part's items: its end forward by `by` (`grow`), else its
 /// start (past the end: a jump), within `limit` items.
 fn move_part(items: &mut std::ops::Range<usize>, grow: bool, by: usize, limit: usize) {

@@ -22,4 +22,4 @@ pub use function::{
 pub use groups_accumulator::StateGroupsAccumulator;
 pub use sliding::{BucketSource, Part, SlidingAggregate};
 pub use sql_functions::{FinalFunction, SqlForm, TesseraAggregate, sql_functions};
-pub use state::{PartialState, SlidingState, StateFactory, run_states};
+pub use state::{PartialState, SlidingState, StateFactory, ValueColumn, run_states};

@@ -58,6 +58,15 @@ pub trait PartialState: Clone + Send + Sync + Debug + 'static {
     fn is_empty(&self) -> bool;
     /// The state as one value per state field, in [`StateFactory::state_fields`] order.
     fn to_state(&self) -> Result<Vec<ScalarValue>>;
+    /// Appends [`Self::to_state`] to `columns`, one value to each — what a
+    /// backfill does for every key and bucket, so functions override it to
+    /// write their fields without a scalar per field.
+    fn append_state(&self, columns: &mut [ValueColumn]) -> Result<()> {
+        for (column, value) in columns.iter_mut().zip(self.to_state()?) {
+            column.push(value)?;
+        }
+        Ok(())
+    }
     /// Heap bytes held by the state, for DataFusion's memory accounting.
     fn size(&self) -> usize;
     /// Readies a state that will be read (merged or evaluated from copies)
@@ -358,10 +367,7 @@ pub fn run_states<F: StateFactory>(
         .map(|field| ValueColumn::new(field.data_type()))
         .collect();
     for run in bounds.windows(2) {
-        let state = fold_rows(factory, arguments, run[0]..run[1])?;
-        for (column, value) in columns.iter_mut().zip(state.to_state()?) {
-            column.push(value)?;
-        }
+        fold_rows(factory, arguments, run[0]..run[1])?.append_state(&mut columns)?;
     }
     fields
         .iter()
@@ -490,15 +496,20 @@ impl WindowOutput {
 /// until `finish`, as does a typed column once a value of another type
 /// comes.
 #[derive(Debug)]
-enum ValueColumn {
+pub enum ValueColumn {
+    /// Float64 values.
     Float64(Float64Builder),
+    /// Int64 values.
     Int64(Int64Builder),
+    /// Binary values (sketch images).
     Binary(BinaryBuilder),
+    /// Values of any other type, or of mixed types.
     Scalars(Vec<ScalarValue>),
 }
 
 impl ValueColumn {
-    fn new(result_type: &DataType) -> Self {
+    /// An empty column for values of `result_type`.
+    pub fn new(result_type: &DataType) -> Self {
         match result_type {
             DataType::Float64 => Self::Float64(Float64Builder::new()),
             DataType::Int64 => Self::Int64(Int64Builder::new()),
@@ -507,8 +518,44 @@ impl ValueColumn {
         }
     }
 
+    /// Appends a Float64 value (null when `None`).
+    #[inline]
+    pub fn push_f64(&mut self, value: Option<f64>) -> Result<()> {
+        match self {
+            Self::Float64(values) => {
+                values.append_option(value);
+                Ok(())
+            }
+            column => column.push(ScalarValue::Float64(value)),
+        }
+    }
+
+    /// Appends an Int64 value (null when `None`).
+    #[inline]
+    pub fn push_i64(&mut self, value: Option<i64>) -> Result<()> {
+        match self {
+            Self::Int64(values) => {
+                values.append_option(value);
+                Ok(())
+            }
+            column => column.push(ScalarValue::Int64(value)),
+        }
+    }
+
+    /// Appends a Binary value.
+    #[inline]
+    pub fn push_binary(&mut self, value: &[u8]) -> Result<()> {
+        match self {
+            Self::Binary(values) => {
+                values.append_value(value);
+                Ok(())
+            }
+            column => column.push(ScalarValue::Binary(Some(value.to_vec()))),
+        }
+    }
+
     /// Appends one value.
-    fn push(&mut self, value: ScalarValue) -> Result<()> {
+    pub fn push(&mut self, value: ScalarValue) -> Result<()> {
         match (self, value) {
             (Self::Float64(values), ScalarValue::Float64(v)) => values.append_option(v),
             (Self::Int64(values), ScalarValue::Int64(v)) => values.append_option(v),
@@ -520,7 +567,8 @@ impl ValueColumn {
         Ok(())
     }
 
-    fn push_null(&mut self) {
+    /// Appends a null.
+    pub fn push_null(&mut self) {
         match self {
             Self::Float64(values) => values.append_null(),
             Self::Int64(values) => values.append_null(),
@@ -550,7 +598,7 @@ impl ValueColumn {
     }
 
     /// The values so far as one array of `result_type`; the column is left empty.
-    fn finish(&mut self, result_type: &DataType) -> Result<ArrayRef> {
+    pub fn finish(&mut self, result_type: &DataType) -> Result<ArrayRef> {
         match self {
             Self::Float64(values) => Ok(Arc::new(values.finish())),
             Self::Int64(values) => Ok(Arc::new(values.finish())),

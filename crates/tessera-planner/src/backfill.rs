@@ -23,10 +23,11 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, TimestampMicrosecondArray, UInt32Array};
-use datafusion::arrow::compute::{SortOptions, concat_batches, take};
+use datafusion::arrow::array::{
+    ArrayRef, Int64Array, RecordBatch, TimestampMicrosecondArray, UInt32Array,
+};
+use datafusion::arrow::compute::{concat_batches, partition, take};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::provider_as_source;
@@ -256,12 +257,25 @@ pub async fn run_backfill(
         ..BackfillReport::default()
     };
     let mut files: Vec<TileFile> = Vec::new();
+    let mut record = |outcomes: Vec<ChunkOutcome>| {
+        for chunk in outcomes {
+            report.events += chunk.report.events;
+            report.tile_rows += chunk.report.tile_rows;
+            report.bytes += chunk.report.bytes;
+            report.files += chunk.report.files;
+            progress.chunk_done(&chunk.report);
+            files.extend(chunk.files);
+        }
+    };
     for group in shared_reads(&plan.tile_sets)? {
         let chunks = &group.tile_sets[0].chunks;
         let mut next = match chunks.first() {
             Some(&(start, end)) => Some(read_ahead(state, &group, start, end).await?),
             None => None,
         };
+        // Chunk i is encoded and written while chunk i + 1 is folded (and
+        // chunk i + 2 sorted): each waits only for its own work.
+        let mut writing = None;
         for (i, &(start, end)) in chunks.iter().enumerate() {
             let Some(events) = next.take() else {
                 return datafusion::common::internal_err!("backfill chunk {i} was not read");
@@ -269,14 +283,19 @@ pub async fn run_backfill(
             if let Some(&(start, end)) = chunks.get(i + 1) {
                 next = Some(read_ahead(state, &group, start, end).await?);
             }
-            for chunk in backfill_chunk(store, &group, events, start, end).await? {
-                report.events += chunk.report.events;
-                report.tile_rows += chunk.report.tile_rows;
-                report.bytes += chunk.report.bytes;
-                report.files += chunk.report.files;
-                progress.chunk_done(&chunk.report);
-                files.extend(chunk.files);
-            }
+            let fold = fold_chunk(&group, events);
+            let folded = match writing.take() {
+                Some(written) => {
+                    let (written, folded) = futures::join!(written, fold);
+                    record(written?);
+                    folded?
+                }
+                None => fold.await?,
+            };
+            writing = Some(write_chunk(store, &group, folded, start, end));
+        }
+        if let Some(written) = writing {
+            record(written.await?);
         }
     }
     let request = CommitRequest {
@@ -424,20 +443,28 @@ async fn read_ahead(
     Ok(builder.build())
 }
 
-/// Folds one chunk's sorted events (read once) into a file per series of
-/// `group`. The chunk's events are reported with the first series.
-async fn backfill_chunk(
-    store: &TileStore,
+/// Folds one chunk's sorted events (read once) into tile rows per series
+/// of `group`, and counts the events.
+async fn fold_chunk(
     group: &SharedRead<'_>,
     mut events: SendableRecordBatchStream,
-    start: Instant,
-    end: Instant,
-) -> Result<Vec<ChunkOutcome>> {
+) -> Result<(Vec<SeriesRows>, u64)> {
     let mut builder = TileRowBuilder::try_new(group)?;
     while let Some(batch) = events.next().await {
         builder.push(batch?)?;
     }
-    let (outputs, events_read) = builder.finish()?;
+    builder.finish()
+}
+
+/// Writes one chunk's tile rows as a file per series of `group`. The
+/// chunk's events are reported with the first series.
+async fn write_chunk(
+    store: &TileStore,
+    group: &SharedRead<'_>,
+    (outputs, events_read): (Vec<SeriesRows>, u64),
+    start: Instant,
+    end: Instant,
+) -> Result<Vec<ChunkOutcome>> {
     // One file per series, encoded and written at once; nothing is live
     // before the commit, so their order does not matter.
     let writes = group
@@ -609,7 +636,6 @@ struct TileRowBuilder {
     aggregations: Vec<(Arc<dyn AggregateImplementation>, Vec<usize>)>,
     /// Per series: its file's rows so far, and its aggregations in column order.
     series: Vec<(SeriesRows, Vec<usize>)>,
-    converter: RowConverter,
     /// The last run of the previous batch, which the next batch may continue.
     carry: Option<RecordBatch>,
     events: u64,
@@ -669,24 +695,11 @@ impl TileRowBuilder {
                 Ok((rows, members.clone()))
             })
             .collect::<Result<Vec<_>>>()?;
-        let sort_fields = key_types
-            .iter()
-            .map(|t| {
-                SortField::new_with_options(
-                    t.clone(),
-                    SortOptions {
-                        descending: false,
-                        nulls_first: true,
-                    },
-                )
-            })
-            .collect();
         Ok(Self {
             keys: key_types.len(),
             grid: first.grid,
             aggregations,
             series,
-            converter: RowConverter::new(sort_fields)?,
             carry: None,
             events: 0,
         })
@@ -719,24 +732,18 @@ impl TileRowBuilder {
         Ok((rows, self.events))
     }
 
-    /// `[0, b1, …, n]`: where a new key or bucket starts.
+    /// `[0, b1, …, n]`: where a new key or bucket starts (the batch is
+    /// sorted by key and time, so runs are partitions of keys and bucket).
     fn run_bounds(&self, batch: &RecordBatch) -> Result<Vec<usize>> {
-        let rows = self
-            .converter
-            .convert_columns(&batch.columns()[..self.keys])?;
+        if batch.num_rows() == 0 {
+            return Ok(vec![0]);
+        }
         let times = to_micros(batch.column(self.keys))?;
-        let times = times.values();
-        let mut bounds = vec![0];
-        for i in 1..batch.num_rows() {
-            if rows.row(i) != rows.row(i - 1)
-                || self.grid.index(times[i]) != self.grid.index(times[i - 1])
-            {
-                bounds.push(i);
-            }
-        }
-        if batch.num_rows() > 0 {
-            bounds.push(batch.num_rows());
-        }
+        let buckets = times.values().iter().map(|&t| self.grid.index(t));
+        let mut runs = batch.columns()[..self.keys].to_vec();
+        runs.push(Arc::new(Int64Array::from_iter_values(buckets)));
+        let mut bounds: Vec<usize> = partition(&runs)?.ranges().iter().map(|r| r.start).collect();
+        bounds.push(batch.num_rows());
         Ok(bounds)
     }
 

@@ -16,7 +16,7 @@ use datasketches::hash::value::raw_bytes;
 
 use super::input::{primitive, strings};
 use super::sketch_header::{ExpectedHeader, binary_image};
-use crate::state::{PartialState, StateFactory};
+use crate::state::{PartialState, StateFactory, ValueColumn};
 
 /// The default `lg_k`: 2048 registers, about 1.3% standard error.
 pub const DEFAULT_LG_K: u8 = 11;
@@ -80,6 +80,16 @@ impl PartialState for CpcState {
 
     fn to_state(&self) -> Result<Vec<ScalarValue>> {
         Ok(vec![ScalarValue::Binary(Some(self.sketch.serialize()))])
+    }
+
+    fn append_state(&self, columns: &mut [ValueColumn]) -> Result<()> {
+        let [cpc] = columns else {
+            return exec_err!(
+                "approx_count_distinct state: 1 column expected, got {}",
+                columns.len()
+            );
+        };
+        cpc.push_binary(&self.sketch.serialize())
     }
 
     fn size(&self) -> usize {

@@ -28,7 +28,7 @@ use super::input::primitive;
 use super::percentile_window::PercentileWindow;
 use super::sketch_header::{ExpectedHeader, binary_image};
 use crate::sliding::SlidingAggregate;
-use crate::state::{PartialState, StateFactory};
+use crate::state::{PartialState, StateFactory, ValueColumn};
 
 /// The t-digest compression: about 0.5% rank error in the tails, less in the middle.
 pub const TDIGEST_K: u16 = 100;
@@ -195,6 +195,16 @@ impl PartialState for PercentileState {
         Ok(vec![ScalarValue::Binary(Some(
             self.values.to_digest().serialize(),
         ))])
+    }
+
+    fn append_state(&self, columns: &mut [ValueColumn]) -> Result<()> {
+        let [digest] = columns else {
+            return exec_err!(
+                "approx_percentile state: 1 column expected, got {}",
+                columns.len()
+            );
+        };
+        digest.push_binary(&self.values.to_digest().serialize())
     }
 
     fn settle(&mut self) {

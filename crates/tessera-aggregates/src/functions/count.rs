@@ -7,7 +7,7 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::utils::format_state_name;
 
-use crate::state::{PartialState, StateFactory};
+use crate::state::{PartialState, StateFactory, ValueColumn};
 
 /// Makes [`CountState`]s.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +40,13 @@ impl PartialState for CountState {
 
     fn to_state(&self) -> Result<Vec<ScalarValue>> {
         Ok(vec![ScalarValue::Int64(Some(self.0))])
+    }
+
+    fn append_state(&self, columns: &mut [ValueColumn]) -> Result<()> {
+        let [count] = columns else {
+            return exec_err!("count state: 1 column expected, got {}", columns.len());
+        };
+        count.push_i64(Some(self.0))
     }
 
     fn size(&self) -> usize {

@@ -5,7 +5,7 @@ use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{Result, ScalarValue};
 
 use super::sum::{SumFactory, SumState, decode_sum};
-use crate::state::{PartialState, StateFactory};
+use crate::state::{PartialState, StateFactory, ValueColumn};
 
 /// Makes [`MeanState`]s.
 #[derive(Debug, Clone, Default)]
@@ -37,6 +37,10 @@ impl PartialState for MeanState {
 
     fn to_state(&self) -> Result<Vec<ScalarValue>> {
         self.0.to_state()
+    }
+
+    fn append_state(&self, columns: &mut [ValueColumn]) -> Result<()> {
+        self.0.append_state(columns)
     }
 
     fn size(&self) -> usize {

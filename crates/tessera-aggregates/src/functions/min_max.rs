@@ -12,7 +12,7 @@ use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::utils::format_state_name;
 
 use super::input::argument;
-use crate::state::{PartialState, StateFactory};
+use crate::state::{PartialState, StateFactory, ValueColumn};
 
 /// Makes [`ExtremeState`]s of one value type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +127,21 @@ impl PartialState for ExtremeState {
 
     fn to_state(&self) -> Result<Vec<ScalarValue>> {
         Ok(vec![self.value.clone().unwrap_or(ScalarValue::Null)])
+    }
+
+    fn append_state(&self, columns: &mut [ValueColumn]) -> Result<()> {
+        let [column] = columns else {
+            return exec_err!("min/max state: 1 column expected, got {}", columns.len());
+        };
+        match &self.value {
+            None => {
+                column.push_null();
+                Ok(())
+            }
+            Some(ScalarValue::Float64(value)) => column.push_f64(*value),
+            Some(ScalarValue::Int64(value)) => column.push_i64(*value),
+            Some(value) => column.push(value.clone()),
+        }
     }
 
     fn size(&self) -> usize {

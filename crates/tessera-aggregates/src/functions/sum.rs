@@ -13,7 +13,7 @@ use datafusion::logical_expr::utils::format_state_name;
 
 use super::count::int64_column;
 use super::input::primitive;
-use crate::state::{PartialState, StateFactory};
+use crate::state::{PartialState, StateFactory, ValueColumn};
 
 /// A number type that sums: `i64` (wrapping, like DataFusion's `sum`) or `f64`.
 pub trait Summable: Copy + Default + PartialEq + Send + Sync + Debug + 'static {
@@ -23,6 +23,8 @@ pub trait Summable: Copy + Default + PartialEq + Send + Sync + Debug + 'static {
     fn add(self, other: Self) -> Self;
     /// As a scalar.
     fn scalar(self) -> ScalarValue;
+    /// Appends itself to `column`.
+    fn append_to(self, column: &mut ValueColumn) -> Result<()>;
 }
 
 impl Summable for i64 {
@@ -33,6 +35,9 @@ impl Summable for i64 {
     fn scalar(self) -> ScalarValue {
         ScalarValue::Int64(Some(self))
     }
+    fn append_to(self, column: &mut ValueColumn) -> Result<()> {
+        column.push_i64(Some(self))
+    }
 }
 
 impl Summable for f64 {
@@ -42,6 +47,9 @@ impl Summable for f64 {
     }
     fn scalar(self) -> ScalarValue {
         ScalarValue::Float64(Some(self))
+    }
+    fn append_to(self, column: &mut ValueColumn) -> Result<()> {
+        column.push_f64(Some(self))
     }
 }
 
@@ -87,6 +95,14 @@ impl<T: Summable> PartialState for SumState<T> {
             self.sum.scalar(),
             ScalarValue::Int64(Some(self.count)),
         ])
+    }
+
+    fn append_state(&self, columns: &mut [ValueColumn]) -> Result<()> {
+        let [sum, count] = columns else {
+            return exec_err!("sum state: 2 columns expected, got {}", columns.len());
+        };
+        self.sum.append_to(sum)?;
+        count.push_i64(Some(self.count))
     }
 
     fn size(&self) -> usize {

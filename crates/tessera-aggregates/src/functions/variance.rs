@@ -13,7 +13,7 @@ use datafusion::logical_expr::utils::format_state_name;
 
 use super::count::int64_column;
 use super::input::primitive;
-use crate::state::{PartialState, StateFactory};
+use crate::state::{PartialState, StateFactory, ValueColumn};
 
 /// Makes [`MomentsState`]s; evaluates to the variance or its square root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +91,15 @@ impl PartialState for MomentsState {
             ScalarValue::Float64(Some(self.mean)),
             ScalarValue::Float64(Some(self.m2)),
         ])
+    }
+
+    fn append_state(&self, columns: &mut [ValueColumn]) -> Result<()> {
+        let [count, mean, m2] = columns else {
+            return exec_err!("var state: 3 columns expected, got {}", columns.len());
+        };
+        count.push_i64(Some(self.count))?;
+        mean.push_f64(Some(self.mean))?;
+        m2.push_f64(Some(self.m2))
     }
 
     fn size(&self) -> usize {
