@@ -14,9 +14,9 @@
 //! and one run at a time. Each chunk becomes one file per series, holding
 //! the states of every tile set of the series side by side (so a key and
 //! bucket is written once, and read once by a query needing several of its
-//! aggregations); the files are encoded and written at once and checked,
-//! while DataFusion already sorts the next chunk (so the fold and the sort
-//! overlap); only after every file is
+//! aggregations). Three chunks are in flight at once: while one chunk is
+//! folded, DataFusion sorts the next and the previous one's files are
+//! encoded, written and checked. Only after every file is
 //! written does one commit make all of them live, replacing
 //! whatever covered those ranges before. A failure anywhere leaves
 //! the store as it was, apart from unreferenced files that vacuum removes.
