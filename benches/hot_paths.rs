@@ -1,6 +1,7 @@
 //! Criterion micro-benchmarks of Tessera's hot paths, so a regression shows
 //! in isolation: per-function update throughput, state merges (sketch merges
-//! included), and the per-key sweep of a whole training set under each plan.
+//! included), a backfill's fold of runs into state columns, and the per-key
+//! sweep of a whole training set under each plan.
 //!
 //! Run with `cargo bench --bench hot_paths` (release mode); see benches/README.md.
 
@@ -166,6 +167,26 @@ fn merge(c: &mut Criterion) {
     group.finish();
 }
 
+/// Rows per run in `run_states`: the medium benchmark's events per key and day.
+const RUN_ROWS: usize = 7;
+
+/// A backfill's fold: the state of every run of [`RUN_ROWS`] rows,
+/// serialized into state columns (one tile row per run).
+fn run_states(c: &mut Criterion) {
+    let mut group = c.benchmark_group("run_states");
+    for (name, implementation, columns) in cases() {
+        let rows = columns[0].len();
+        let mut bounds: Vec<usize> = (0..rows).step_by(RUN_ROWS).collect();
+        bounds.push(rows);
+        bounds.dedup();
+        group.throughput(Throughput::Elements(rows as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(implementation.run_states(&columns, &bounds).unwrap()))
+        });
+    }
+    group.finish();
+}
+
 /// 200k events of 2k skewed keys over 90 days, 20k spine rows.
 fn sweep_context() -> datafusion::prelude::SessionContext {
     let ctx = tessera::new_context(SessionConfig::new().with_target_partitions(2));
@@ -286,5 +307,5 @@ fn sweep(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, update, merge, sweep);
+criterion_group!(benches, update, merge, run_states, sweep);
 criterion_main!(benches);
