@@ -16,6 +16,9 @@ use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::concat_batches;
 use datafusion::common::Result;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::object_store::path::Path;
 use datafusion::object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
@@ -704,6 +707,63 @@ async fn a_series_tile_sets_share_files_and_scans() {
     assert_eq!((report.tile_sets, report.files), (1, 1));
     assert_consistent(&store).await;
     assert_eq!(features_and_scans(&ctx, &series, options).await, (raw.0, 2));
+}
+
+/// A backfill reads its events once per window of chunks, split by chunk
+/// into temporary files; a session without a disk manager scans once per
+/// chunk instead. Both write the same tiles, which answer as raw events do.
+#[tokio::test]
+async fn backfills_split_by_chunk_or_scanned_per_chunk_write_the_same_tiles() {
+    let split = session().await;
+    let per_chunk = session_without_temporary_files().await;
+    let split_url = "memory://split-by-chunk";
+    let per_chunk_url = "memory://scanned-per-chunk";
+    let report = |r: BackfillReport| (r.tile_sets, r.files, r.events, r.tile_rows);
+    let from_split = backfill(&split, &TileStore::open(split_url).unwrap(), LOWER, UPPER)
+        .await
+        .unwrap();
+    let from_scans = backfill(
+        &per_chunk,
+        &TileStore::open(per_chunk_url).unwrap(),
+        LOWER,
+        UPPER,
+    )
+    .await
+    .unwrap();
+    // 73 days in 20-day chunks, two series: 4 files each.
+    assert_eq!(report(from_split.clone()).1, 8);
+    assert_eq!(report(from_split), report(from_scans));
+    let raw = training_set(&split, TesseraOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        training_set(&split, tile_options(split_url)).await.unwrap(),
+        raw
+    );
+    assert_eq!(
+        training_set(&per_chunk, tile_options(per_chunk_url))
+            .await
+            .unwrap(),
+        raw
+    );
+}
+
+/// [`session`], with DataFusion's disk manager disabled.
+async fn session_without_temporary_files() -> SessionContext {
+    let disk = DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled);
+    let runtime = RuntimeEnvBuilder::new()
+        .with_disk_manager_builder(disk)
+        .build_arc()
+        .unwrap();
+    let state = SessionStateBuilder::new()
+        .with_config(SessionConfig::new().with_target_partitions(2))
+        .with_runtime_env(runtime)
+        .with_default_features();
+    let ctx = SessionContext::new_with_state(tessera::register(state).build());
+    for frame in tessera::execute_sql(&ctx, SETUP).await.unwrap() {
+        frame.collect().await.unwrap();
+    }
+    ctx
 }
 
 /// Backfills `features` over `[lower, upper)` in 20-day chunks.

@@ -6,21 +6,24 @@
 //! finds their tile sets (features sharing a series and aggregation share
 //! one). Running ([`run_backfill`]) reads the range in time chunks, once for
 //! all tile sets that read the same events (one source, keys, time column,
-//! filter and grid, whatever values they aggregate): per chunk, a DataFusion
-//! plan scans and filters the source, projects every column they read, and
-//! sorts by key and time (DataFusion's sort spills under a memory limit), and
-//! the sorted stream is folded run by run — one run per key and bucket —
+//! filter and grid, whatever values they aggregate): a DataFusion plan scans
+//! and filters the source and projects every column they read — one scan
+//! per window of chunks, split by chunk into temporary files (module
+//! [`split`]), or one scan per chunk when DataFusion has no disk manager —
+//! and each chunk is sorted by key and time (DataFusion's sort spills under
+//! a memory limit) and folded run by run — one run per key and bucket —
 //! into the state rows of every one of those tile sets at once, one batch
 //! and one run at a time. Each chunk becomes one file per series, holding
 //! the states of every tile set of the series side by side (so a key and
 //! bucket is written once, and read once by a query needing several of its
-//! aggregations). Three chunks are in flight at once: while one chunk is
-//! folded, DataFusion sorts the next and the previous one's files are
-//! encoded, written and checked. Only after every file is
+//! aggregations). Chunks are pipelined: two are folded at once, each on a
+//! task of its own, while DataFusion sorts the next and the oldest one
+//! folded is encoded, written and checked. Only after every file is
 //! written does one commit make all of them live, replacing
 //! whatever covered those ranges before. A failure anywhere leaves
 //! the store as it was, apart from unreferenced files that vacuum removes.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -28,13 +31,16 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::{concat_batches, partition, take};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::common::DataFusionError;
+use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::provider_as_source;
 use datafusion::execution::{SendableRecordBatchStream, SessionState};
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, col, lit};
 use datafusion::physical_plan::stream::RecordBatchReceiverStream;
-use futures::StreamExt;
+use futures::future::{BoxFuture, Shared};
+use futures::{FutureExt, StreamExt};
 use tessera_aggregates::AggregateImplementation;
 use tessera_definitions::FeatureName;
 use tessera_tiles::{
@@ -43,10 +49,17 @@ use tessera_tiles::{
 };
 use tessera_time::{Duration, Grid, Instant, MICROS_PER_DAY, format_instant};
 
+use split::{CHUNKS_PER_SCAN, SplitChunks};
+
 use crate::binding::BoundFeature;
 use crate::exec::time::to_micros;
 use crate::tile_sets::{grids_of, key_types, tile_set_of};
 use crate::training_set::{feature_columns, registry};
+
+mod split;
+
+/// How many chunks a backfill folds at once (each on a task of its own).
+const FOLDS_IN_FLIGHT: usize = 2;
 
 /// The chunk a backfill reads at once when none is given: 30 days, at least one bucket.
 const DEFAULT_CHUNK_MICROS: i64 = 30 * MICROS_PER_DAY;
@@ -269,21 +282,27 @@ pub async fn run_backfill(
     };
     for group in shared_reads(&plan.tile_sets)? {
         let chunks = &group.tile_sets[0].chunks;
-        let mut next = match chunks.first() {
-            Some(&(start, end)) => Some(read_ahead(state, &group, start, end).await?),
-            None => None,
-        };
-        // Chunk i is encoded and written while chunk i + 1 is folded (and
-        // chunk i + 2 sorted): each waits only for its own work.
+        let mut reads = ChunkReads::new(state, &group, chunks);
+        // Up to FOLDS_IN_FLIGHT chunks are folded at once, each on a task
+        // of its own, while the oldest one folded is encoded and written
+        // and the next is sorted: each waits only for its own work.
+        let mut folds = VecDeque::new();
         let mut writing = None;
-        for (i, &(start, end)) in chunks.iter().enumerate() {
-            let Some(events) = next.take() else {
-                return datafusion::common::internal_err!("backfill chunk {i} was not read");
-            };
-            if let Some(&(start, end)) = chunks.get(i + 1) {
-                next = Some(read_ahead(state, &group, start, end).await?);
+        let mut next = 0;
+        loop {
+            while next < chunks.len() && folds.len() < FOLDS_IN_FLIGHT {
+                let events = reads.read(next).await?;
+                folds.push_back((chunks[next], spawn_fold(&group, events)?));
+                next += 1;
             }
-            let fold = fold_chunk(&group, events);
+            let Some(((start, end), fold)) = folds.pop_front() else {
+                break;
+            };
+            let fold = async move {
+                fold.join_unwind()
+                    .await
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?
+            };
             let folded = match writing.take() {
                 Some(written) => {
                     let (written, folded) = futures::join!(written, fold);
@@ -413,26 +432,108 @@ fn shared_reads(tile_sets: &[PlannedTileSet]) -> Result<Vec<SharedRead<'_>>> {
     Ok(groups.into_iter().map(|(_, group)| group).collect())
 }
 
-/// Starts scanning, filtering and sorting one chunk of `group`'s events on
-/// DataFusion's threads, so that it sorts while the chunk before it is folded
-/// and written. Dropping the stream stops the work.
-async fn read_ahead(
-    state: &SessionState,
-    group: &SharedRead<'_>,
-    start: Instant,
-    end: Instant,
-) -> Result<SendableRecordBatchStream> {
-    let plan = chunk_plan(
-        &group.tile_sets[0].feature,
-        &group.columns,
-        start,
-        end,
-        true,
-    )?;
-    let mut events = DataFrame::new(state.clone(), plan).execute_stream().await?;
-    let mut builder = RecordBatchReceiverStream::builder(events.schema(), 2);
+/// The events of a window of chunks split by chunk, once the window's scan is done.
+type SharedSplit = Shared<BoxFuture<'static, Result<Arc<SplitChunks>, Arc<DataFusionError>>>>;
+
+/// Reads a group's chunks, each sorted by key and time, one ahead of the
+/// fold: in windows of [`CHUNKS_PER_SCAN`] split from one scan each when
+/// DataFusion's disk manager gives temporary files (module [`split`]),
+/// else one scan per chunk.
+struct ChunkReads<'a> {
+    state: &'a SessionState,
+    group: &'a SharedRead<'a>,
+    chunks: &'a [(Instant, Instant)],
+    split: bool,
+    /// The window being read (its first chunk) and its split events.
+    window: Option<(usize, SharedSplit)>,
+}
+
+impl<'a> ChunkReads<'a> {
+    fn new(
+        state: &'a SessionState,
+        group: &'a SharedRead<'a>,
+        chunks: &'a [(Instant, Instant)],
+    ) -> Self {
+        Self {
+            split: chunks.len() > 1 && state.runtime_env().disk_manager.tmp_files_enabled(),
+            state,
+            group,
+            chunks,
+            window: None,
+        }
+    }
+
+    /// Starts reading chunk `i` on DataFusion's threads, so that it sorts
+    /// while the chunk before it is folded and written (the first chunk of
+    /// a window waits for the window's scan). Dropping the stream stops the work.
+    async fn read(&mut self, i: usize) -> Result<SendableRecordBatchStream> {
+        let (start, end) = self.chunks[i];
+        let feature = &self.group.tile_sets[0].feature;
+        if !self.split {
+            let plan = chunk_plan(feature, &self.group.columns, start, end, true)?;
+            let events = DataFrame::new(self.state.clone(), plan)
+                .execute_stream()
+                .await?;
+            return Ok(read_ahead(events.schema(), async move { Ok(events) }));
+        }
+        let first = i - i % CHUNKS_PER_SCAN;
+        let split = match &self.window {
+            Some((window, split)) if *window == first => split.clone(),
+            _ => {
+                let split = self.scan_window(first)?;
+                self.window = Some((first, split.clone()));
+                split
+            }
+        };
+        let plan = chunk_plan(feature, &self.group.columns, start, end, false)?;
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let mut order = feature.definition.keys.clone();
+        order.push(crate::node::EVENT_TIME_COLUMN.to_string());
+        let context = self.state.task_ctx();
+        Ok(read_ahead(schema, async move {
+            let split = split.await.map_err(DataFusionError::Shared)?;
+            split.sorted(i - first, &order, context)
+        }))
+    }
+
+    /// Starts the scan splitting the window of chunks from `first` on.
+    fn scan_window(&self, first: usize) -> Result<SharedSplit> {
+        let window = self.chunks[first..]
+            .iter()
+            .take(CHUNKS_PER_SCAN)
+            .copied()
+            .collect::<Vec<_>>();
+        let (Some(&(start, _)), Some(&(_, end))) = (window.first(), window.last()) else {
+            return datafusion::common::internal_err!("backfill window at chunk {first} is empty");
+        };
+        let feature = &self.group.tile_sets[0].feature;
+        let plan = chunk_plan(feature, &self.group.columns, start, end, false)?;
+        let time_column = feature.definition.keys.len();
+        let state = self.state.clone();
+        let scan = SpawnedTask::spawn(async move {
+            SplitChunks::scan(&state, plan, time_column, &window).await
+        });
+        Ok(async move {
+            match scan.join_unwind().await {
+                Ok(split) => split.map(Arc::new).map_err(Arc::new),
+                Err(e) => Err(Arc::new(DataFusionError::External(Box::new(e)))),
+            }
+        }
+        .boxed()
+        .shared())
+    }
+}
+
+/// Forwards the stream `events` makes to a channel from a task of its own,
+/// so that it runs ahead of its reader.
+fn read_ahead(
+    schema: SchemaRef,
+    events: impl Future<Output = Result<SendableRecordBatchStream>> + Send + 'static,
+) -> SendableRecordBatchStream {
+    let mut builder = RecordBatchReceiverStream::builder(schema, 2);
     let sender = builder.tx();
     builder.spawn(async move {
+        let mut events = events.await?;
         while let Some(batch) = events.next().await {
             if sender.send(batch).await.is_err() {
                 break;
@@ -440,20 +541,22 @@ async fn read_ahead(
         }
         Ok(())
     });
-    Ok(builder.build())
+    builder.build()
 }
 
 /// Folds one chunk's sorted events (read once) into tile rows per series
-/// of `group`, and counts the events.
-async fn fold_chunk(
+/// of `group`, and counts the events, on a task of its own.
+fn spawn_fold(
     group: &SharedRead<'_>,
     mut events: SendableRecordBatchStream,
-) -> Result<(Vec<SeriesRows>, u64)> {
+) -> Result<SpawnedTask<Result<(Vec<SeriesRows>, u64)>>> {
     let mut builder = TileRowBuilder::try_new(group)?;
-    while let Some(batch) = events.next().await {
-        builder.push(batch?)?;
-    }
-    builder.finish()
+    Ok(SpawnedTask::spawn(async move {
+        while let Some(batch) = events.next().await {
+            builder.push(batch?)?;
+        }
+        builder.finish()
+    }))
 }
 
 /// Writes one chunk's tile rows as a file per series of `group`. The
