@@ -182,9 +182,19 @@ impl StateFactory for ExtremeFactory {
                 column.data_type()
             );
         }
-        let value = ScalarValue::try_from_array(column, row)?;
+        // Tile plans decode a state per key and bucket: floats and
+        // integers skip the generic scalar conversion.
+        let value = if column.is_null(row) {
+            None
+        } else if let Some(values) = column.as_primitive_opt::<Float64Type>() {
+            Some(ScalarValue::Float64(Some(values.value(row))))
+        } else if let Some(values) = column.as_primitive_opt::<Int64Type>() {
+            Some(ScalarValue::Int64(Some(values.value(row))))
+        } else {
+            Some(ScalarValue::try_from_array(column, row)?)
+        };
         Ok(ExtremeState {
-            value: (!value.is_null()).then_some(value),
+            value,
             largest: self.largest,
         })
     }

@@ -494,6 +494,8 @@ struct WindowCursor {
     default: Option<datafusion::common::ScalarValue>,
     /// Start times of the loaded key's non-empty buckets on this window's grid.
     bucket_starts: Vec<i64>,
+    /// Where each of those buckets comes from (kept to reuse its buffer).
+    bucket_sources: Vec<BucketSource>,
     /// With `use_tile_store`: where the window's tiles come from.
     tiles: Option<WindowTiles>,
     /// The first bucket with raw events of the loaded key: nothing before it is needed.
@@ -608,6 +610,7 @@ fn build_windows(
                 result_type: feature.aggregate.result_type.clone(),
                 default: feature.default.clone(),
                 bucket_starts: Vec::new(),
+                bucket_sources: Vec::new(),
                 tiles,
                 first_needed: None,
                 buckets: PartCursor::default(),
@@ -638,12 +641,15 @@ impl WindowCursor {
                 None => (&[], &[]),
             };
         let coverage = self.tiles.as_ref().map(|t| &t.coverage);
-        let (starts, sources): (Vec<i64>, Vec<BucketSource>) =
-            merge_buckets(runs, coverage, tile_starts)
-                .into_iter()
-                .unzip();
-        self.bucket_starts = starts;
-        self.aggregate.load(arguments, &sources, tile_states)?;
+        merge_buckets(
+            &runs,
+            coverage,
+            tile_starts,
+            &mut self.bucket_starts,
+            &mut self.bucket_sources,
+        );
+        self.aggregate
+            .load(arguments, &self.bucket_sources, tile_states)?;
         self.buckets = PartCursor::default();
         Ok(self.aggregate.bucket_count())
     }
@@ -723,25 +729,42 @@ fn tile_key_count(tile_rows: &RecordBatch) -> usize {
         .unwrap_or_default()
 }
 
-/// A key's buckets in time order: tile rows where `coverage` covers the
-/// bucket, runs of raw events everywhere else.
+/// A key's buckets in time order, into `starts` and `sources` (cleared
+/// first, so a key reuses the last one's buffers): tile rows where
+/// `coverage` covers the bucket, runs of raw events everywhere else. Both
+/// inputs ascend (tile rows arrive sorted by key and bucket), and covered
+/// and uncovered buckets never share a start, so one merge orders them.
 fn merge_buckets(
-    runs: Vec<(i64, usize, usize)>,
+    runs: &[(i64, usize, usize)],
     coverage: Option<&TimeRanges>,
     tile_starts: &[i64],
-) -> Vec<(i64, BucketSource)> {
-    let raw = runs
-        .into_iter()
+    starts: &mut Vec<i64>,
+    sources: &mut Vec<BucketSource>,
+) {
+    starts.clear();
+    sources.clear();
+    let mut raw = runs
+        .iter()
         .filter(|(start, _, _)| !coverage.is_some_and(|c| c.contains(*start)))
-        .map(|(start, from, to)| (start, BucketSource::Events(from, to)));
-    let tiles = tile_starts
+        .map(|&(start, from, to)| (start, BucketSource::Events(from, to)))
+        .peekable();
+    let mut tiles = tile_starts
         .iter()
         .enumerate()
-        .map(|(row, &start)| (start, BucketSource::Tile(row)));
-    let mut merged: Vec<(i64, BucketSource)> = raw.chain(tiles).collect();
-    // Covered and uncovered buckets never share a start, so the order is total.
-    merged.sort_by_key(|(start, _)| *start);
-    merged
+        .map(|(row, &start)| (start, BucketSource::Tile(row)))
+        .peekable();
+    loop {
+        let next = match (raw.peek(), tiles.peek()) {
+            (Some(r), Some(t)) if r.0 <= t.0 => raw.next(),
+            (Some(_), Some(_)) | (None, Some(_)) => tiles.next(),
+            (Some(_), None) => raw.next(),
+            (None, None) => break,
+        };
+        if let Some((start, source)) = next {
+            starts.push(start);
+            sources.push(source);
+        }
+    }
 }
 
 /// `(bucket start, first event, end)` of each run of `times` in one bucket of `grid`.
