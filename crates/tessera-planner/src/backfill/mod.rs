@@ -544,12 +544,15 @@ fn read_ahead(
     builder.build()
 }
 
+/// One chunk folded: its tile rows per series, and the events read.
+type Folded = (Vec<SeriesRows>, u64);
+
 /// Folds one chunk's sorted events (read once) into tile rows per series
 /// of `group`, and counts the events, on a task of its own.
 fn spawn_fold(
     group: &SharedRead<'_>,
     mut events: SendableRecordBatchStream,
-) -> Result<SpawnedTask<Result<(Vec<SeriesRows>, u64)>>> {
+) -> Result<SpawnedTask<Result<Folded>>> {
     let mut builder = TileRowBuilder::try_new(group)?;
     Ok(SpawnedTask::spawn(async move {
         while let Some(batch) = events.next().await {
@@ -564,7 +567,7 @@ fn spawn_fold(
 async fn write_chunk(
     store: &TileStore,
     group: &SharedRead<'_>,
-    (outputs, events_read): (Vec<SeriesRows>, u64),
+    (outputs, events_read): Folded,
     start: Instant,
     end: Instant,
 ) -> Result<Vec<ChunkOutcome>> {
@@ -826,7 +829,7 @@ impl TileRowBuilder {
     }
 
     /// Per series, its tile rows; and the events folded.
-    fn finish(mut self) -> Result<(Vec<SeriesRows>, u64)> {
+    fn finish(mut self) -> Result<Folded> {
         if let Some(carry) = self.carry.take() {
             let bounds = self.run_bounds(&carry)?;
             self.emit(&carry, &bounds)?;

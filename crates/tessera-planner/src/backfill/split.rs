@@ -74,7 +74,7 @@ impl SplitChunks {
         );
         let ends: Arc<[Instant]> = chunks.iter().map(|&(_, end)| end).collect();
         let batch_size = state.config().batch_size();
-        let tasks: Vec<SpawnedTask<Result<Vec<Option<Arc<dyn SpillFile>>>>>> = frame
+        let tasks: Vec<SpawnedTask<Result<PartitionFiles>>> = frame
             .execute_stream_partitioned()
             .await?
             .into_iter()
@@ -198,6 +198,9 @@ impl PartitionStream for SpilledPart {
     }
 }
 
+/// What one scan partition wrote: per chunk, its file, if any row went there.
+type PartitionFiles = Vec<Option<Arc<dyn SpillFile>>>;
+
 /// One scan partition's split: per chunk, rows batched and appended to its file.
 struct Splitter {
     runtime: Arc<RuntimeEnv>,
@@ -252,10 +255,7 @@ impl Splitter {
     }
 
     /// Splits every batch of `stream`; the chunks' files, where any row went.
-    async fn run(
-        mut self,
-        mut stream: SendableRecordBatchStream,
-    ) -> Result<Vec<Option<Arc<dyn SpillFile>>>> {
+    async fn run(mut self, mut stream: SendableRecordBatchStream) -> Result<PartitionFiles> {
         while let Some(batch) = stream.next().await {
             self.split(&batch?)?;
         }
