@@ -716,6 +716,8 @@ async fn a_series_tile_sets_share_files_and_scans() {
 async fn backfills_split_by_chunk_or_scanned_per_chunk_write_the_same_tiles() {
     let split = session().await;
     let per_chunk = session_without_temporary_files().await;
+    assert!(split.runtime_env().disk_manager.tmp_files_enabled());
+    assert!(!per_chunk.runtime_env().disk_manager.tmp_files_enabled());
     let split_url = "memory://split-by-chunk";
     let per_chunk_url = "memory://scanned-per-chunk";
     let report = |r: BackfillReport| (r.tile_sets, r.files, r.events, r.tile_rows);

@@ -444,8 +444,9 @@ struct ChunkReads<'a> {
     group: &'a SharedRead<'a>,
     chunks: &'a [(Instant, Instant)],
     split: bool,
-    /// The window being read (its first chunk) and its split events.
-    window: Option<(usize, SharedSplit)>,
+    /// The window being read (its first chunk), its split events and
+    /// their schema (every chunk's).
+    window: Option<(usize, SharedSplit, SchemaRef)>,
 }
 
 impl<'a> ChunkReads<'a> {
@@ -477,18 +478,17 @@ impl<'a> ChunkReads<'a> {
             return Ok(read_ahead(events.schema(), async move { Ok(events) }));
         }
         let first = i - i % CHUNKS_PER_SCAN;
-        let split = match &self.window {
-            Some((window, split)) if *window == first => split.clone(),
+        let (split, schema) = match &self.window {
+            Some((window, split, schema)) if *window == first => {
+                (split.clone(), Arc::clone(schema))
+            }
             _ => {
-                let split = self.scan_window(first)?;
-                self.window = Some((first, split.clone()));
-                split
+                let (split, schema) = self.scan_window(first)?;
+                self.window = Some((first, split.clone(), Arc::clone(&schema)));
+                (split, schema)
             }
         };
-        let plan = chunk_plan(feature, &self.group.columns, start, end, false)?;
-        let schema = Arc::new(plan.schema().as_arrow().clone());
-        let mut order = feature.definition.keys.clone();
-        order.push(crate::node::EVENT_TIME_COLUMN.to_string());
+        let order = chunk_order(feature);
         let context = self.state.task_ctx();
         Ok(read_ahead(schema, async move {
             let split = split.await.map_err(DataFusionError::Shared)?;
@@ -496,8 +496,9 @@ impl<'a> ChunkReads<'a> {
         }))
     }
 
-    /// Starts the scan splitting the window of chunks from `first` on.
-    fn scan_window(&self, first: usize) -> Result<SharedSplit> {
+    /// Starts the scan splitting the window of chunks from `first` on; the
+    /// schema of the events it splits.
+    fn scan_window(&self, first: usize) -> Result<(SharedSplit, SchemaRef)> {
         let window = self.chunks[first..]
             .iter()
             .take(CHUNKS_PER_SCAN)
@@ -508,19 +509,21 @@ impl<'a> ChunkReads<'a> {
         };
         let feature = &self.group.tile_sets[0].feature;
         let plan = chunk_plan(feature, &self.group.columns, start, end, false)?;
+        let schema = Arc::new(plan.schema().as_arrow().clone());
         let time_column = feature.definition.keys.len();
         let state = self.state.clone();
         let scan = SpawnedTask::spawn(async move {
             SplitChunks::scan(&state, plan, time_column, &window).await
         });
-        Ok(async move {
+        let split = async move {
             match scan.join_unwind().await {
                 Ok(split) => split.map(Arc::new).map_err(Arc::new),
                 Err(e) => Err(Arc::new(DataFusionError::External(Box::new(e)))),
             }
         }
         .boxed()
-        .shared())
+        .shared();
+        Ok((split, schema))
     }
 }
 
@@ -663,15 +666,21 @@ fn chunk_plan(
     .filter(predicate)?
     .project(projection)?;
     if sorted {
-        let order = definition
-            .keys
+        let order = chunk_order(feature)
             .iter()
-            .map(|key| col(key).sort(true, true))
-            .chain([col(crate::node::EVENT_TIME_COLUMN).sort(true, true)])
+            .map(|column| col(column).sort(true, true))
             .collect::<Vec<_>>();
         plan = plan.sort(order)?;
     }
     plan.build()
+}
+
+/// The columns a chunk's events are folded in the order of (each
+/// ascending, nulls first): the keys, then the time.
+fn chunk_order(feature: &BoundFeature) -> Vec<String> {
+    let mut order = feature.definition.keys.clone();
+    order.push(crate::node::EVENT_TIME_COLUMN.to_string());
+    order
 }
 
 /// One series' tile rows of a chunk: the file's schema, the columns
