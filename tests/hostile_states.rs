@@ -15,7 +15,9 @@ use datafusion::arrow::array::{
 use datafusion::common::ScalarValue;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tessera::aggregates::{AggregateImplementation, Argument, BoundAggregate, Input, Output};
+use tessera::aggregates::{
+    AggregateImplementation, Argument, BoundAggregate, BucketSource, Input, Output,
+};
 
 /// Counts the largest single allocation made on the current thread.
 struct LargestAllocation;
@@ -200,6 +202,66 @@ fn a_header_claiming_a_huge_map_is_rejected_before_allocating() {
         error.contains("in state column(s) state[items_int64] row 0"),
         "{error}"
     );
+}
+
+/// A window loading tile states decodes a key's run of tile rows at once:
+/// a bad state among them still fails naming its row and what is wrong.
+#[test]
+fn a_bad_tile_state_fails_the_window_load_naming_its_row() {
+    use datafusion::arrow::datatypes::DataType;
+    let float = || vec![Argument::column(DataType::Float64)];
+    let counts = |values: Vec<i64>| -> ArrayRef { Arc::new(Int64Array::from(values)) };
+    let floats = |values: Vec<Option<f64>>| -> ArrayRef { Arc::new(Float64Array::from(values)) };
+    let cases: Vec<(&str, Vec<ArrayRef>, (&str, &str))> = vec![
+        (
+            "count",
+            vec![counts(vec![2, 1, -3])],
+            ("row 2", "invalid count state -3"),
+        ),
+        (
+            "sum",
+            vec![
+                floats(vec![Some(1.0), None, Some(2.0)]),
+                counts(vec![1, 2, 1]),
+            ],
+            ("row 1", "invalid sum state: 2 values but a null sum"),
+        ),
+        (
+            "mean",
+            vec![
+                floats(vec![Some(1.0), Some(2.0), Some(3.0)]),
+                counts(vec![1, -2, 1]),
+            ],
+            ("row 1", "invalid sum state: count -2 is negative"),
+        ),
+        (
+            "var",
+            vec![
+                counts(vec![2, 2, 2]),
+                floats(vec![Some(1.0), Some(1.0), Some(1.0)]),
+                floats(vec![Some(0.5), Some(-0.5), Some(0.5)]),
+            ],
+            ("row 1", "invalid variance state: count 2"),
+        ),
+        (
+            "min",
+            vec![counts(vec![1, 2, 3])],
+            ("row 0", "min/max state must be Float64, got Int64"),
+        ),
+    ];
+    let sources = [0, 1, 2].map(BucketSource::Tile);
+    for (function, states, (row, problem)) in cases {
+        let mut window = bind(function, float()).sliding();
+        let values: ArrayRef = Arc::new(Float64Array::from(Vec::<f64>::new()));
+        let error = window
+            .load(&[values], &sources, &states)
+            .expect_err(function)
+            .strip_backtrace();
+        assert!(
+            error.contains(&format!("{row}:")) && error.contains(problem),
+            "{function}: {error}"
+        );
+    }
 }
 
 #[test]

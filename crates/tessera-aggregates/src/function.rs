@@ -343,6 +343,26 @@ pub(crate) fn decode_state<F: StateFactory>(
     })
 }
 
+/// Decodes rows `rows` of serialized states into `out`; on a bad state,
+/// decodes the rows again one at a time to name the row in the error.
+pub(crate) fn decode_states<F: StateFactory>(
+    factory: &F,
+    columns: &[ArrayRef],
+    rows: std::ops::Range<usize>,
+    out: &mut Vec<F::State>,
+) -> Result<()> {
+    let decoded = out.len();
+    factory
+        .decode_rows(columns, rows.clone(), out)
+        .or_else(|error| {
+            out.truncate(decoded);
+            for row in rows {
+                decode_state(factory, columns, row)?;
+            }
+            Err(error)
+        })
+}
+
 struct Binder<'a> {
     feature: &'a str,
     kind: AggregateKind,

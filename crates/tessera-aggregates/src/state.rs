@@ -43,7 +43,7 @@ use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{Result, ScalarValue, internal_err};
 use smallvec::SmallVec;
 
-use crate::function::decode_state;
+use crate::function::decode_states;
 use crate::sliding::{BucketSource, Part, SlidingAggregate};
 
 /// A mergeable, serializable partial aggregate.
@@ -74,22 +74,30 @@ pub trait PartialState: Clone + Send + Sync + Debug + 'static {
     /// buffered, which every copy would otherwise sort again. No change of
     /// result beyond what merging may change anyway; by default nothing.
     fn settle(&mut self) {}
-    /// Whether the merge of `states` is empty, and its result — what a
-    /// window emits from its parts. A single state is evaluated as is;
-    /// functions whose merges are costly (sketches) override this to merge
-    /// everything at once.
-    fn merged_result(states: &[&Self]) -> Result<(bool, ScalarValue)> {
+    /// Appends [`Self::evaluate`] to `out` — what a window does at every
+    /// spine row, so functions with Float64 or Int64 results override it
+    /// to push the value without making a scalar.
+    fn append_result(&self, out: &mut ValueColumn) -> Result<()> {
+        out.push(self.evaluate()?)
+    }
+    /// Appends the result of merging `states` to `out` and returns whether
+    /// that merge is empty — what a window emits from its parts. A single
+    /// state is evaluated as is; functions whose merges are costly
+    /// (sketches) override this to merge everything at once.
+    fn append_merged(states: &[&Self], out: &mut ValueColumn) -> Result<bool> {
         let Some((first, rest)) = states.split_first() else {
-            return internal_err!("merged_result of no states");
+            return internal_err!("append_merged of no states");
         };
         if rest.is_empty() {
-            return Ok((first.is_empty(), first.evaluate()?));
+            first.append_result(out)?;
+            return Ok(first.is_empty());
         }
         let mut merged = (*first).clone();
         for state in rest {
             merged.merge(state)?;
         }
-        Ok((merged.is_empty(), merged.evaluate()?))
+        merged.append_result(out)?;
+        Ok(merged.is_empty())
     }
 }
 
@@ -104,6 +112,20 @@ pub trait StateFactory: Clone + Send + Sync + Debug + 'static {
     /// Decodes the state in row `row` of `columns` (laid out as [`Self::state_fields`]),
     /// validating it; a null state is the empty state.
     fn decode(&self, columns: &[ArrayRef], row: usize) -> Result<Self::State>;
+    /// Decodes rows `rows` of `columns` into `out`, as [`Self::decode`] does
+    /// one at a time — what a tile plan does for every key's tile rows, so
+    /// functions override it to check the columns' types once per run.
+    fn decode_rows(
+        &self,
+        columns: &[ArrayRef],
+        rows: Range<usize>,
+        out: &mut Vec<Self::State>,
+    ) -> Result<()> {
+        for row in rows {
+            out.push(self.decode(columns, row)?);
+        }
+        Ok(())
+    }
     /// The type of [`PartialState::evaluate`]'s result.
     fn result_type(&self) -> DataType;
     /// The kernel that slides this function over one key's events: by
@@ -282,61 +304,50 @@ impl<F: StateFactory> SlidingState<F> {
         }
     }
 
-    /// Whether the window is empty, and its value: the states of every part merged.
-    pub fn read(&mut self) -> Result<(bool, ScalarValue)> {
+    /// Appends the window's value (the states of every part merged) to
+    /// `out` and returns whether the window is empty.
+    pub fn read_into(&mut self, out: &mut ValueColumn) -> Result<bool> {
         let items = Items {
             arguments: &self.arguments,
             buckets: &self.buckets,
         };
-        let factory = &self.factory;
-        let mut readings = [Reading::Empty; 3];
-        for ((part, window_part), reading) in PARTS.iter().zip(&mut self.parts).zip(&mut readings) {
-            *reading = window_part.prepare(&items, *part, || factory.empty())?;
-        }
-        let mut fresh_events: Option<F::State> = None;
-        for ((part, window_part), reading) in PARTS.iter().zip(&self.parts).zip(&readings) {
-            if *reading == Reading::Afresh && *part != Part::Buckets {
-                let state = fresh_events.get_or_insert_with(|| factory.empty());
-                for item in window_part.items.clone() {
-                    items.fold(*part, state, item)?;
-                }
-            }
-        }
-        // A window is read at every spine row; its few states stay on the stack.
-        let mut states: SmallVec<[&F::State; 8]> = SmallVec::new();
-        for ((part, window_part), reading) in PARTS.iter().zip(&self.parts).zip(&readings) {
-            match reading {
-                Reading::Stacks => states.extend(window_part.stack_states()),
-                Reading::Afresh if *part == Part::Buckets => {
-                    states.extend(&items.buckets[window_part.items.clone()]);
-                }
-                Reading::Afresh | Reading::Empty => {}
-            }
-        }
-        states.extend(fresh_events.as_ref());
-        if states.is_empty() {
-            return Ok((true, factory.empty().evaluate()?));
-        }
-        F::State::merged_result(&states)
+        read_parts(&self.factory, &items, &mut self.parts, out)
     }
 
+    /// The states of `buckets`: folded from runs of the events, or decoded
+    /// from `tile_states` a run of consecutive tile rows at a time.
     fn bucket_states(
         &self,
         buckets: &[BucketSource],
         tile_states: &[ArrayRef],
     ) -> Result<Vec<F::State>> {
-        buckets
-            .iter()
-            .map(|source| match *source {
+        let mut states = Vec::with_capacity(buckets.len());
+        let mut tile_rows: Option<Range<usize>> = None;
+        for source in buckets {
+            match *source {
+                BucketSource::Tile(row) => match &mut tile_rows {
+                    Some(rows) if rows.end == row => rows.end += 1,
+                    rows => {
+                        if let Some(rows) = rows.replace(row..row + 1) {
+                            decode_states(&self.factory, tile_states, rows, &mut states)?;
+                        }
+                    }
+                },
                 BucketSource::Events(start, end) => {
+                    if let Some(rows) = tile_rows.take() {
+                        decode_states(&self.factory, tile_states, rows, &mut states)?;
+                    }
                     // Every row whose window holds the bucket reads it.
                     let mut state = fold_rows(&self.factory, &self.arguments, start..end)?;
                     state.settle();
-                    Ok(state)
+                    states.push(state);
                 }
-                BucketSource::Tile(row) => decode_state(&self.factory, tile_states, row),
-            })
-            .collect()
+            }
+        }
+        if let Some(rows) = tile_rows {
+            decode_states(&self.factory, tile_states, rows, &mut states)?;
+        }
+        Ok(states)
     }
 }
 
@@ -351,6 +362,46 @@ fn fold_rows<F: StateFactory>(
         state.update(arguments, row)?;
     }
     Ok(state)
+}
+
+/// Appends the merge of every part of a window over `items` to `out` and
+/// returns whether it is empty (see [`SlidingState::read_into`]).
+fn read_parts<F: StateFactory>(
+    factory: &F,
+    items: &Items<'_, F::State>,
+    parts: &mut [WindowPart<F::State>; 3],
+    out: &mut ValueColumn,
+) -> Result<bool> {
+    let mut readings = [Reading::Empty; 3];
+    for ((part, window_part), reading) in PARTS.iter().zip(parts.iter_mut()).zip(&mut readings) {
+        *reading = window_part.prepare(items, *part, || factory.empty())?;
+    }
+    let mut fresh_events: Option<F::State> = None;
+    for ((part, window_part), reading) in PARTS.iter().zip(parts.iter()).zip(&readings) {
+        if *reading == Reading::Afresh && *part != Part::Buckets {
+            let state = fresh_events.get_or_insert_with(|| factory.empty());
+            for item in window_part.items.clone() {
+                items.fold(*part, state, item)?;
+            }
+        }
+    }
+    // A window is read at every spine row; its few states stay on the stack.
+    let mut states: SmallVec<[&F::State; 8]> = SmallVec::new();
+    for ((part, window_part), reading) in PARTS.iter().zip(parts.iter()).zip(&readings) {
+        match reading {
+            Reading::Stacks => states.extend(window_part.stack_states()),
+            Reading::Afresh if *part == Part::Buckets => {
+                states.extend(&items.buckets[window_part.items.clone()]);
+            }
+            Reading::Afresh | Reading::Empty => {}
+        }
+    }
+    states.extend(fresh_events.as_ref());
+    if states.is_empty() {
+        factory.empty().append_result(out)?;
+        return Ok(true);
+    }
+    F::State::append_merged(&states, out)
 }
 
 /// The serialized states of consecutive runs of `arguments` rows: one row per
@@ -428,8 +479,13 @@ impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
     }
 
     fn emit(&mut self) {
-        let read = self.read();
-        self.output.push(read);
+        let items = Items {
+            arguments: &self.arguments,
+            buckets: &self.buckets,
+        };
+        let (factory, parts) = (&self.factory, &mut self.parts);
+        self.output
+            .append(|out| read_parts(factory, &items, parts, out));
     }
 
     fn emit_null(&mut self) {
@@ -462,10 +518,11 @@ impl WindowOutput {
         }
     }
 
-    /// Appends one read of the window; a failed read appends a null and
-    /// keeps its error for `finish`.
-    pub(crate) fn push(&mut self, read: Result<(bool, ScalarValue)>) {
-        match read.and_then(|(empty, value)| self.values.push(value).map(|()| empty)) {
+    /// Appends one read of the window: `read` pushes its value and returns
+    /// whether the window was empty. A failed read keeps its error for
+    /// `finish`, which then returns nothing else.
+    pub(crate) fn append(&mut self, read: impl FnOnce(&mut ValueColumn) -> Result<bool>) {
+        match read(&mut self.values) {
             Ok(empty) => self.empty.append(empty),
             Err(e) => {
                 self.push_null();

@@ -22,7 +22,7 @@ pub use error::TimeError;
 pub use grid::Grid;
 pub use instant::{Instant, format_instant, parse_instant};
 pub use ranges::TimeRanges;
-pub use search::count_before;
+pub use search::{count_before, first_from};
 pub use window::{EventRange, WindowSemantics};
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 
-use crate::{Duration, Grid, Instant, WindowLength, WindowSemantics, count_before};
+use crate::{Duration, Grid, Instant, WindowLength, WindowSemantics, count_before, first_from};
 
 /// Ten years either side of the epoch, in microseconds.
 const SPAN: i64 = 10 * 366 * 86_400 * 1_000_000;
@@ -139,5 +139,17 @@ proptest! {
     ) {
         times.sort_unstable();
         prop_assert_eq!(count_before(&times, bound), times.partition_point(|&t| t < bound));
+    }
+
+    #[test]
+    fn first_from_is_the_partition_point_after_its_start(
+        mut times in proptest::collection::vec(-50i64..50, 0..300),
+        bound in -60i64..60,
+        start in 0usize..310,
+    ) {
+        times.sort_unstable();
+        let low = start.min(times.len());
+        let expected = low + times[low..].partition_point(|&t| t < bound);
+        prop_assert_eq!(first_from(low, times.len(), |i| times[i] >= bound), expected);
     }
 }

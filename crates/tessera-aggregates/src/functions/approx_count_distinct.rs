@@ -98,21 +98,22 @@ impl PartialState for CpcState {
 
     /// One union of every non-empty part and one sketch of it, rather than
     /// a union and a sketch per pairwise merge.
-    fn merged_result(states: &[&Self]) -> Result<(bool, ScalarValue)> {
+    fn append_merged(states: &[&Self], out: &mut ValueColumn) -> Result<bool> {
         let non_empty: Vec<&Self> = states.iter().copied().filter(|s| !s.is_empty()).collect();
         match non_empty.as_slice() {
             [] => match states.first() {
-                Some(empty) => Ok((true, empty.evaluate()?)),
-                None => datafusion::common::internal_err!("merged_result of no states"),
+                Some(empty) => empty.append_result(out).map(|()| true),
+                None => datafusion::common::internal_err!("append_merged of no states"),
             },
-            [only] => Ok((false, only.evaluate()?)),
+            [only] => only.append_result(out).map(|()| false),
             [first, ..] => {
                 let mut union = CpcUnion::new(first.sketch.lg_k()).map_err(sketch_error)?;
                 for state in &non_empty {
                     union.update(&state.sketch).map_err(sketch_error)?;
                 }
                 let estimate = union.to_sketch().estimate().round() as i64;
-                Ok((false, ScalarValue::Int64(Some(estimate))))
+                out.push_i64(Some(estimate))?;
+                Ok(false)
             }
         }
     }

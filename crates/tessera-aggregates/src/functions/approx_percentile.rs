@@ -228,17 +228,19 @@ impl PartialState for PercentileState {
     /// stack while they stay small in all, else the crate's k-way merge of
     /// every digest's centroids, compressed once (merging one digest at a
     /// time compresses after each — a window of 30 bucket digests paid 30).
-    fn merged_result(states: &[&Self]) -> Result<(bool, ScalarValue)> {
+    fn append_merged(states: &[&Self], out: &mut ValueColumn) -> Result<bool> {
         let mut non_empty = states.iter().filter(|s| !s.is_empty()).peekable();
         let Some(first) = non_empty.peek().copied() else {
-            return Ok((true, ScalarValue::Float64(None)));
+            out.push_f64(None)?;
+            return Ok(true);
         };
         if let Some(few) = few_values_of(states) {
-            let value = quantile_of_parts(few, first.quantile);
-            return Ok((false, ScalarValue::Float64(Some(value))));
+            out.push_f64(Some(quantile_of_parts(few, first.quantile)))?;
+            return Ok(false);
         }
         let digest: TDigestMut = non_empty.map(|state| state.values.to_digest()).collect();
-        Ok((false, first.quantile_of(digest)?))
+        out.push(first.quantile_of(digest)?)?;
+        Ok(false)
     }
 }
 

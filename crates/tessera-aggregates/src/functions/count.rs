@@ -1,8 +1,9 @@
 //! `count`: the number of non-null values, or of rows without an argument.
 
+use std::ops::Range;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::utils::format_state_name;
@@ -32,6 +33,10 @@ impl PartialState for CountState {
 
     fn evaluate(&self) -> Result<ScalarValue> {
         Ok(ScalarValue::Int64(Some(self.0)))
+    }
+
+    fn append_result(&self, out: &mut ValueColumn) -> Result<()> {
+        out.push_i64(Some(self.0))
     }
 
     fn is_empty(&self) -> bool {
@@ -71,16 +76,33 @@ impl StateFactory for CountFactory {
     }
 
     fn decode(&self, columns: &[ArrayRef], row: usize) -> Result<CountState> {
+        count_at(int64_column(columns, 0, "count")?, row)
+    }
+
+    fn decode_rows(
+        &self,
+        columns: &[ArrayRef],
+        rows: Range<usize>,
+        out: &mut Vec<CountState>,
+    ) -> Result<()> {
         let counts = int64_column(columns, 0, "count")?;
-        match counts.is_valid(row).then(|| counts.value(row)) {
-            None => Ok(CountState(0)),
-            Some(count) if count >= 0 => Ok(CountState(count)),
-            Some(count) => exec_err!("invalid count state {count}: a count is never negative"),
+        for row in rows {
+            out.push(count_at(counts, row)?);
         }
+        Ok(())
     }
 
     fn result_type(&self) -> DataType {
         DataType::Int64
+    }
+}
+
+/// The count state in row `row` of `counts`, checked.
+fn count_at(counts: &Int64Array, row: usize) -> Result<CountState> {
+    match counts.is_valid(row).then(|| counts.value(row)) {
+        None => Ok(CountState(0)),
+        Some(count) if count >= 0 => Ok(CountState(count)),
+        Some(count) => exec_err!("invalid count state {count}: a count is never negative"),
     }
 }
 
@@ -89,7 +111,7 @@ pub(crate) fn int64_column<'a>(
     columns: &'a [ArrayRef],
     index: usize,
     field: &str,
-) -> Result<&'a datafusion::arrow::array::Int64Array> {
+) -> Result<&'a Int64Array> {
     match columns
         .get(index)
         .and_then(|c| c.as_primitive_opt::<Int64Type>())

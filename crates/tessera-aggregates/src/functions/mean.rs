@@ -1,10 +1,12 @@
 //! `mean`: the arithmetic mean, kept as a float sum and a count.
 
+use std::ops::Range;
+
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{Result, ScalarValue};
 
-use super::sum::{SumFactory, SumState, decode_sum};
+use super::sum::{SumFactory, SumState, decode_sum, decode_sum_rows};
 use crate::state::{PartialState, StateFactory, ValueColumn};
 
 /// Makes [`MeanState`]s.
@@ -14,6 +16,13 @@ pub struct MeanFactory;
 /// A float sum and count; the result is their quotient, null when empty.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct MeanState(pub SumState<f64>);
+
+impl MeanState {
+    /// Sum over count, `None` when empty.
+    fn mean(&self) -> Option<f64> {
+        (self.0.count > 0).then(|| self.0.sum / self.0.count as f64)
+    }
+}
 
 impl PartialState for MeanState {
     fn update(&mut self, arguments: &[ArrayRef], row: usize) -> Result<()> {
@@ -26,9 +35,11 @@ impl PartialState for MeanState {
     }
 
     fn evaluate(&self) -> Result<ScalarValue> {
-        Ok(ScalarValue::Float64(
-            (self.0.count > 0).then(|| self.0.sum / self.0.count as f64),
-        ))
+        Ok(ScalarValue::Float64(self.mean()))
+    }
+
+    fn append_result(&self, out: &mut ValueColumn) -> Result<()> {
+        out.push_f64(self.mean())
     }
 
     fn is_empty(&self) -> bool {
@@ -62,6 +73,15 @@ impl StateFactory for MeanFactory {
 
     fn decode(&self, columns: &[ArrayRef], row: usize) -> Result<MeanState> {
         decode_sum(columns, row).map(MeanState)
+    }
+
+    fn decode_rows(
+        &self,
+        columns: &[ArrayRef],
+        rows: Range<usize>,
+        out: &mut Vec<MeanState>,
+    ) -> Result<()> {
+        decode_sum_rows(columns, rows, out, MeanState)
     }
 
     fn result_type(&self) -> DataType {

@@ -4,6 +4,7 @@
 //! above every number (as SQL engines do) and treat -0.0 and 0.0 as equal.
 
 use std::cmp::Ordering;
+use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
@@ -111,14 +112,26 @@ impl PartialState for ExtremeState {
     }
 
     fn merge(&mut self, other: &Self) -> Result<()> {
-        if let Some(value) = &other.value {
-            self.offer(value);
+        match &other.value {
+            Some(ScalarValue::Float64(Some(value))) => self.offer_float(*value),
+            Some(ScalarValue::Int64(Some(value))) => self.offer_integer(*value),
+            Some(value) => self.offer(value),
+            None => {}
         }
         Ok(())
     }
 
     fn evaluate(&self) -> Result<ScalarValue> {
         Ok(self.value.clone().unwrap_or(ScalarValue::Null))
+    }
+
+    fn append_result(&self, out: &mut ValueColumn) -> Result<()> {
+        match &self.value {
+            Some(ScalarValue::Float64(value)) => out.push_f64(*value),
+            Some(ScalarValue::Int64(value)) => out.push_i64(*value),
+            Some(value) => out.push(value.clone()),
+            None => out.push(ScalarValue::Null),
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -151,14 +164,51 @@ impl PartialState for ExtremeState {
     }
 }
 
+impl ExtremeFactory {
+    /// The state's one column, checked to be of the value type.
+    fn state_column<'a>(&self, columns: &'a [ArrayRef]) -> Result<&'a ArrayRef> {
+        let Some(column) = columns.first() else {
+            return exec_err!("min/max state has no column");
+        };
+        if column.data_type() != &self.value_type {
+            return exec_err!(
+                "min/max state must be {}, got {}",
+                self.value_type,
+                column.data_type()
+            );
+        }
+        Ok(column)
+    }
+
+    /// A state holding `value` (none when empty).
+    fn state(&self, value: Option<ScalarValue>) -> ExtremeState {
+        ExtremeState {
+            value,
+            largest: self.largest,
+        }
+    }
+}
+
+/// The value in row `row` of a state column, `None` when null. Tile plans
+/// decode a state per key and bucket: floats and integers skip the generic
+/// scalar conversion.
+fn extreme_at(column: &ArrayRef, row: usize) -> Result<Option<ScalarValue>> {
+    if column.is_null(row) {
+        Ok(None)
+    } else if let Some(values) = column.as_primitive_opt::<Float64Type>() {
+        Ok(Some(ScalarValue::Float64(Some(values.value(row)))))
+    } else if let Some(values) = column.as_primitive_opt::<Int64Type>() {
+        Ok(Some(ScalarValue::Int64(Some(values.value(row)))))
+    } else {
+        Ok(Some(ScalarValue::try_from_array(column, row)?))
+    }
+}
+
 impl StateFactory for ExtremeFactory {
     type State = ExtremeState;
 
     fn empty(&self) -> ExtremeState {
-        ExtremeState {
-            value: None,
-            largest: self.largest,
-        }
+        self.state(None)
     }
 
     /// One column, `min` or `max`, of the value type; null when empty.
@@ -172,31 +222,21 @@ impl StateFactory for ExtremeFactory {
     }
 
     fn decode(&self, columns: &[ArrayRef], row: usize) -> Result<ExtremeState> {
-        let Some(column) = columns.first() else {
-            return exec_err!("min/max state has no column");
-        };
-        if column.data_type() != &self.value_type {
-            return exec_err!(
-                "min/max state must be {}, got {}",
-                self.value_type,
-                column.data_type()
-            );
+        let column = self.state_column(columns)?;
+        Ok(self.state(extreme_at(column, row)?))
+    }
+
+    fn decode_rows(
+        &self,
+        columns: &[ArrayRef],
+        rows: Range<usize>,
+        out: &mut Vec<ExtremeState>,
+    ) -> Result<()> {
+        let column = self.state_column(columns)?;
+        for row in rows {
+            out.push(self.state(extreme_at(column, row)?));
         }
-        // Tile plans decode a state per key and bucket: floats and
-        // integers skip the generic scalar conversion.
-        let value = if column.is_null(row) {
-            None
-        } else if let Some(values) = column.as_primitive_opt::<Float64Type>() {
-            Some(ScalarValue::Float64(Some(values.value(row))))
-        } else if let Some(values) = column.as_primitive_opt::<Int64Type>() {
-            Some(ScalarValue::Int64(Some(values.value(row))))
-        } else {
-            Some(ScalarValue::try_from_array(column, row)?)
-        };
-        Ok(ExtremeState {
-            value,
-            largest: self.largest,
-        })
+        Ok(())
     }
 
     fn result_type(&self) -> DataType {

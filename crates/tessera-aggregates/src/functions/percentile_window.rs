@@ -22,7 +22,7 @@ use std::ops::Range;
 
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Float64Array};
 use datafusion::arrow::datatypes::Float64Type;
-use datafusion::common::{Result, ScalarValue, internal_err};
+use datafusion::common::{Result, internal_err};
 
 use super::approx_percentile::{PercentileFactory, rank_index};
 use super::input::primitive;
@@ -406,14 +406,15 @@ impl SlidingAggregate for PercentileWindow {
     }
 
     fn emit(&mut self) {
-        let read = match &mut self.raw {
+        let (raw, digests) = (&mut self.raw, &mut self.digests);
+        self.output.append(|out| match raw {
             Some(raw) => {
                 let (empty, value) = raw.read();
-                Ok((empty, ScalarValue::Float64(value)))
+                out.push_f64(value)?;
+                Ok(empty)
             }
-            None => self.digests.read(),
-        };
-        self.output.push(read);
+            None => digests.read_into(out),
+        });
     }
 
     fn emit_null(&mut self) {

@@ -2,9 +2,10 @@
 
 use std::fmt::Debug;
 use std::marker::PhantomData;
+use std::ops::Range;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, PrimitiveArray};
 use datafusion::arrow::datatypes::{
     ArrowPrimitiveType, DataType, Field, FieldRef, Float64Type, Int64Type,
 };
@@ -86,6 +87,10 @@ impl<T: Summable> PartialState for SumState<T> {
         Ok(self.sum.scalar())
     }
 
+    fn append_result(&self, out: &mut ValueColumn) -> Result<()> {
+        self.sum.append_to(out)
+    }
+
     fn is_empty(&self) -> bool {
         self.count == 0
     }
@@ -137,6 +142,15 @@ impl<T: Summable> StateFactory for SumFactory<T> {
         decode_sum(columns, row)
     }
 
+    fn decode_rows(
+        &self,
+        columns: &[ArrayRef],
+        rows: Range<usize>,
+        out: &mut Vec<SumState<T>>,
+    ) -> Result<()> {
+        decode_sum_rows(columns, rows, out, |state| state)
+    }
+
     fn result_type(&self) -> DataType {
         T::Arrow::DATA_TYPE
     }
@@ -144,22 +158,52 @@ impl<T: Summable> StateFactory for SumFactory<T> {
 
 /// Decodes `(sum, count)` state columns, checking their types and consistency.
 pub(crate) fn decode_sum<T: Summable>(columns: &[ArrayRef], row: usize) -> Result<SumState<T>> {
+    let (sums, counts) = sum_columns::<T>(columns)?;
+    sum_at(sums, counts, row)
+}
+
+/// Decodes rows `rows` of `(sum, count)` state columns into `out`, each
+/// state wrapped by `wrap`, checking the columns' types once.
+pub(crate) fn decode_sum_rows<T: Summable, S>(
+    columns: &[ArrayRef],
+    rows: Range<usize>,
+    out: &mut Vec<S>,
+    wrap: impl Fn(SumState<T>) -> S,
+) -> Result<()> {
+    let (sums, counts) = sum_columns::<T>(columns)?;
+    for row in rows {
+        out.push(wrap(sum_at(sums, counts, row)?));
+    }
+    Ok(())
+}
+
+/// The `sum` and `count` state columns, checked to be of the right types.
+fn sum_columns<T: Summable>(
+    columns: &[ArrayRef],
+) -> Result<(&PrimitiveArray<T::Arrow>, &Int64Array)> {
     let counts = int64_column(columns, 1, "count")?;
+    match columns
+        .first()
+        .and_then(|c| c.as_primitive_opt::<T::Arrow>())
+    {
+        Some(sums) => Ok((sums, counts)),
+        None => exec_err!("state field 'sum' must be a {} column", T::Arrow::DATA_TYPE),
+    }
+}
+
+/// The sum state in row `row`, checked for consistency.
+fn sum_at<T: Summable>(
+    sums: &PrimitiveArray<T::Arrow>,
+    counts: &Int64Array,
+    row: usize,
+) -> Result<SumState<T>> {
     let count = if counts.is_valid(row) {
         counts.value(row)
     } else {
         0
     };
-    if count < 0 {
-        return exec_err!("invalid sum state: count {count} is negative");
-    }
-    let Some(sums) = columns
-        .first()
-        .and_then(|c| c.as_primitive_opt::<T::Arrow>())
-    else {
-        return exec_err!("state field 'sum' must be a {} column", T::Arrow::DATA_TYPE);
-    };
     match (count, sums.is_valid(row)) {
+        (..0, _) => exec_err!("invalid sum state: count {count} is negative"),
         (0, _) => Ok(SumState::default()),
         (_, true) => Ok(SumState {
             sum: sums.value(row),

@@ -4,9 +4,10 @@
 //! with the pairwise update of Chan, Golub and LeVeque — stable where running
 //! sums of squares cancel catastrophically.
 
+use std::ops::Range;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::utils::format_state_name;
@@ -41,6 +42,16 @@ impl MomentsState {
         (self.count >= 2).then(|| self.m2 / (self.count - 1) as f64)
     }
 
+    /// The variance, or its square root for a standard deviation.
+    fn result(&self) -> Option<f64> {
+        let variance = self.sample_variance();
+        if self.standard_deviation {
+            variance.map(f64::sqrt)
+        } else {
+            variance
+        }
+    }
+
     fn merge_moments(&mut self, count: i64, mean: f64, m2: f64) {
         if count == 0 {
             return;
@@ -73,12 +84,11 @@ impl PartialState for MomentsState {
     }
 
     fn evaluate(&self) -> Result<ScalarValue> {
-        let variance = self.sample_variance();
-        Ok(ScalarValue::Float64(if self.standard_deviation {
-            variance.map(f64::sqrt)
-        } else {
-            variance
-        }))
+        Ok(ScalarValue::Float64(self.result()))
+    }
+
+    fn append_result(&self, out: &mut ValueColumn) -> Result<()> {
+        out.push_f64(self.result())
     }
 
     fn is_empty(&self) -> bool {
@@ -104,6 +114,60 @@ impl PartialState for MomentsState {
 
     fn size(&self) -> usize {
         0
+    }
+}
+
+/// The `count`, `mean` and `m2` state columns, checked to be of the right types.
+struct MomentColumns<'a> {
+    counts: &'a Int64Array,
+    means: &'a Float64Array,
+    m2s: &'a Float64Array,
+}
+
+impl<'a> MomentColumns<'a> {
+    fn try_new(columns: &'a [ArrayRef]) -> Result<Self> {
+        let float = |index: usize, field: &str| -> Result<&'a Float64Array> {
+            match columns
+                .get(index)
+                .and_then(|c| c.as_primitive_opt::<Float64Type>())
+            {
+                Some(c) => Ok(c),
+                None => exec_err!("state field '{field}' must be a Float64 column"),
+            }
+        };
+        Ok(Self {
+            counts: int64_column(columns, 0, "count")?,
+            means: float(1, "mean")?,
+            m2s: float(2, "m2")?,
+        })
+    }
+}
+
+impl VarianceFactory {
+    /// The state in row `row` of `columns`, checked for consistency.
+    fn moments_at(&self, columns: &MomentColumns<'_>, row: usize) -> Result<MomentsState> {
+        let count = if columns.counts.is_valid(row) {
+            columns.counts.value(row)
+        } else {
+            0
+        };
+        let value = |c: &Float64Array| c.is_valid(row).then(|| c.value(row));
+        match (count, value(columns.means), value(columns.m2s)) {
+            (0, _, _) => Ok(self.empty()),
+            (n, Some(mean), Some(m2))
+                if n > 0 && m2 >= 0.0 && mean.is_finite() == m2.is_finite() =>
+            {
+                Ok(MomentsState {
+                    count: n,
+                    mean,
+                    m2,
+                    standard_deviation: self.standard_deviation,
+                })
+            }
+            (n, mean, m2) => {
+                exec_err!("invalid variance state: count {n}, mean {mean:?}, m2 {m2:?}")
+            }
+        }
     }
 }
 
@@ -140,38 +204,20 @@ impl StateFactory for VarianceFactory {
     }
 
     fn decode(&self, columns: &[ArrayRef], row: usize) -> Result<MomentsState> {
-        let counts = int64_column(columns, 0, "count")?;
-        let count = if counts.is_valid(row) {
-            counts.value(row)
-        } else {
-            0
-        };
-        let float = |index: usize, field: &str| -> Result<Option<f64>> {
-            match columns
-                .get(index)
-                .and_then(|c| c.as_primitive_opt::<Float64Type>())
-            {
-                Some(c) => Ok(c.is_valid(row).then(|| c.value(row))),
-                None => exec_err!("state field '{field}' must be a Float64 column"),
-            }
-        };
-        let (mean, m2) = (float(1, "mean")?, float(2, "m2")?);
-        match (count, mean, m2) {
-            (0, _, _) => Ok(self.empty()),
-            (n, Some(mean), Some(m2))
-                if n > 0 && m2 >= 0.0 && mean.is_finite() == m2.is_finite() =>
-            {
-                Ok(MomentsState {
-                    count: n,
-                    mean,
-                    m2,
-                    standard_deviation: self.standard_deviation,
-                })
-            }
-            (n, mean, m2) => {
-                exec_err!("invalid variance state: count {n}, mean {mean:?}, m2 {m2:?}")
-            }
+        self.moments_at(&MomentColumns::try_new(columns)?, row)
+    }
+
+    fn decode_rows(
+        &self,
+        columns: &[ArrayRef],
+        rows: Range<usize>,
+        out: &mut Vec<MomentsState>,
+    ) -> Result<()> {
+        let columns = MomentColumns::try_new(columns)?;
+        for row in rows {
+            out.push(self.moments_at(&columns, row)?);
         }
+        Ok(())
     }
 
     fn result_type(&self) -> DataType {

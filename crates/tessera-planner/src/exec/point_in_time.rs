@@ -54,7 +54,9 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::StreamExt;
 use tessera_aggregates::{BucketSource, Part, SlidingAggregate};
-use tessera_time::{EventRange, Grid, TimeRanges, WindowLength, count_before, format_instant};
+use tessera_time::{
+    EventRange, Grid, TimeRanges, WindowLength, count_before, first_from, format_instant,
+};
 
 use super::tile_scan::TILE_BUCKET_COLUMN;
 use super::time::{non_null_micros, to_micros};
@@ -954,8 +956,8 @@ impl EventCursor {
                 break;
             };
             let n = batch.num_rows();
-            let start = first_index(self.offset, n, |i| rows.row(i) >= key);
-            let end = first_index(start, n, |i| rows.row(i) > key);
+            let start = first_from(self.offset, n, |i| rows.row(i) >= key);
+            let end = first_from(start, n, |i| rows.row(i) > key);
             if end > start {
                 pieces.push(batch.slice(start, end - start));
             }
@@ -998,17 +1000,4 @@ impl EventCursor {
         }
         Ok(self.batch.is_some())
     }
-}
-
-/// The first index in `[low, high)` where the monotone predicate holds (`high` if none).
-fn first_index(mut low: usize, mut high: usize, holds: impl Fn(usize) -> bool) -> usize {
-    while low < high {
-        let middle = low + (high - low) / 2;
-        if holds(middle) {
-            high = middle
-        } else {
-            low = middle + 1
-        }
-    }
-    low
 }
