@@ -21,7 +21,7 @@ pub use duration::{Duration, MAX_WINDOW_MICROS, MICROS_PER_DAY, MICROS_PER_SECON
 pub use error::TimeError;
 pub use grid::Grid;
 pub use instant::{Instant, format_instant, parse_instant};
-pub use ranges::TimeRanges;
+pub use ranges::{TimeRanges, union_in_place};
 pub use search::{count_before, first_from};
 pub use window::{EventRange, WindowSemantics};
 

@@ -31,16 +31,9 @@ impl TimeRanges {
     /// The union of `ranges`, in any order (empty ones ignored); sorts once
     /// rather than inserting one by one.
     pub fn from_unsorted(mut ranges: Vec<(Instant, Instant)>) -> Self {
-        ranges.retain(|&(s, e)| s < e);
-        ranges.sort_unstable();
-        let mut merged: Vec<(Instant, Instant)> = Vec::with_capacity(ranges.len());
-        for (s, e) in ranges {
-            match merged.last_mut() {
-                Some(last) if s <= last.1 => last.1 = last.1.max(e),
-                _ => merged.push((s, e)),
-            }
-        }
-        Self { ranges: merged }
+        let kept = union_in_place(&mut ranges);
+        ranges.truncate(kept);
+        Self { ranges }
     }
 
     /// The ranges, ascending.
@@ -149,6 +142,29 @@ impl fmt::Display for TimeRanges {
             .collect();
         f.write_str(&parts.join(", "))
     }
+}
+
+/// Sorts `ranges` (any order, empty ones ignored) and merges them in place
+/// into their union, ascending and disjoint, in the first `n` entries;
+/// returns `n`. What [`TimeRanges::from_unsorted`] does, without a vector
+/// of its own: an index of many small unions lays them out in one.
+pub fn union_in_place(ranges: &mut [(Instant, Instant)]) -> usize {
+    ranges.sort_unstable();
+    let mut kept: usize = 0;
+    for read in 0..ranges.len() {
+        let (s, e) = ranges[read];
+        if s >= e {
+            continue;
+        }
+        match kept.checked_sub(1).map(|last| &mut ranges[last]) {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => {
+                ranges[kept] = (s, e);
+                kept += 1;
+            }
+        }
+    }
+    kept
 }
 
 #[cfg(test)]

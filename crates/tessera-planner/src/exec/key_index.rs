@@ -20,7 +20,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::{HashMap, Result, exec_err};
-use tessera_time::TimeRanges;
+use tessera_time::union_in_place;
 
 use super::time::to_micros;
 
@@ -124,7 +124,10 @@ impl KeyIndex {
                 numbers: HashMap::default(),
             }
         };
-        let mut lists: Vec<Vec<RangeList>> = Vec::new();
+        // Every row's ranges, tagged with their key's number and slot.
+        let mut tagged: Vec<(usize, (i64, i64))> = Vec::new();
+        let mut row_ranges: Vec<RangeList> = vec![Vec::new(); slots];
+        let mut key_count = 0;
         for batch in spine {
             let columns = spine_keys
                 .iter()
@@ -137,35 +140,57 @@ impl KeyIndex {
                 let Some(t) = t.filter(|_| columns.iter().all(|k| k.is_valid(i))) else {
                     continue;
                 };
-                let number = keys.number_or_insert(&batch_keys, i, lists.len());
-                if number == lists.len() {
-                    lists.push(vec![Vec::new(); slots]);
+                let number = keys.number_or_insert(&batch_keys, i, key_count);
+                key_count = key_count.max(number + 1);
+                ranges_at(t, &mut row_ranges);
+                for (slot, list) in row_ranges.iter_mut().enumerate() {
+                    tagged.extend(list.drain(..).map(|range| (number * slots + slot, range)));
                 }
-                ranges_at(t, &mut lists[number]);
             }
         }
-        Ok(Self::from_lists(keys, slots, lists))
+        Ok(Self::from_tagged(keys, slots, key_count, tagged))
     }
 
-    /// Lays the merged ranges of every key and slot out one after another.
-    fn from_lists(keys: KeyMap, slots: usize, lists: Vec<Vec<RangeList>>) -> Self {
-        let mut offsets = Vec::with_capacity(lists.len() * slots + 1);
-        let mut ranges = Vec::new();
-        let mut extents: Vec<Option<(i64, i64)>> = vec![None; slots];
-        for key_lists in lists {
-            for (list, extent) in key_lists.into_iter().zip(&mut extents) {
-                offsets.push(ranges.len());
-                let merged = TimeRanges::from_unsorted(list);
-                if let (Some(first), Some(last)) = (merged.ranges().first(), merged.ranges().last())
-                {
-                    let (start, end) = extent.get_or_insert((first.0, last.1));
-                    *start = (*start).min(first.0);
-                    *end = (*end).max(last.1);
-                }
-                ranges.extend_from_slice(merged.ranges());
-            }
+    /// Lays the ranges of every key and slot (entry `key * slots + slot`)
+    /// out one entry after another, each merged into its union: a counting
+    /// sort by entry, then each entry's few ranges sorted and merged in place.
+    fn from_tagged(
+        keys: KeyMap,
+        slots: usize,
+        key_count: usize,
+        tagged: Vec<(usize, (i64, i64))>,
+    ) -> Self {
+        let entries = key_count * slots;
+        let mut starts = vec![0usize; entries + 1];
+        for &(entry, _) in &tagged {
+            starts[entry + 1] += 1;
         }
-        offsets.push(ranges.len());
+        for entry in 0..entries {
+            starts[entry + 1] += starts[entry];
+        }
+        let mut ranges = vec![(0, 0); tagged.len()];
+        let mut next = starts.clone();
+        for (entry, range) in tagged {
+            ranges[next[entry]] = range;
+            next[entry] += 1;
+        }
+        let mut offsets = Vec::with_capacity(entries + 1);
+        let mut extents: Vec<Option<(i64, i64)>> = vec![None; slots];
+        let mut kept = 0;
+        for entry in 0..entries {
+            let merged = union_in_place(&mut ranges[starts[entry]..starts[entry + 1]]);
+            ranges.copy_within(starts[entry]..starts[entry] + merged, kept);
+            offsets.push(kept);
+            if merged > 0 {
+                let (first, last) = (ranges[kept].0, ranges[kept + merged - 1].1);
+                let (start, end) = extents[entry % slots].get_or_insert((first, last));
+                *start = (*start).min(first);
+                *end = (*end).max(last);
+            }
+            kept += merged;
+        }
+        offsets.push(kept);
+        ranges.truncate(kept);
         Self {
             keys,
             slots,
@@ -179,12 +204,6 @@ impl KeyIndex {
     /// `None` when no key has any.
     pub(crate) fn extent(&self, slot: usize) -> Option<(i64, i64)> {
         self.extents.get(slot).copied().flatten()
-    }
-
-    /// Whether some key's ranges in `slot` meet `ranges`.
-    pub(crate) fn may_need(&self, slot: usize, ranges: &TimeRanges) -> bool {
-        self.extent(slot)
-            .is_some_and(|(start, end)| !ranges.clip(start, end).is_empty())
     }
 
     /// Encodes key columns (of the spine's key types) for [`Self::get`].

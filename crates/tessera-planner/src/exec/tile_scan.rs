@@ -15,8 +15,12 @@
 //! through the hash repartition and (spilling) sort the sweep's input
 //! requirements make the optimizer insert — so tile rows are bounded by
 //! DataFusion's memory pool like events are, and each file is decoded once
-//! per query. What it keeps is decided per key, once the spine is read
-//! ([`TileReach`]): a row only if its bucket is still valid in its file (later
+//! per query. Which files it reads is decided once the spine is read, from
+//! its earliest and latest time: those some row can reach, dealt out in
+//! turn to the partitions (the spine usually reaches only the latest few
+//! files, which a fixed deal could give to one partition). What it keeps is
+//! decided per key ([`TileReach`]), by an index built on a thread of its own
+//! while the files are read: a row only if its bucket is still valid in its file (later
 //! backfills may have replaced part of a file) and some spine row of its key
 //! reads that bucket from this tile set (it lies in the row's whole-bucket
 //! part, [`SemanticsPlan::parts`]). No other row is repartitioned, sorted or
@@ -28,6 +32,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, Schema, SchemaRef};
+use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result, exec_err, internal_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -41,7 +46,7 @@ use datafusion::physical_plan::metrics::{
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::future::{BoxFuture, Shared};
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryFutureExt, TryStreamExt};
 use tessera_tiles::{LiveFile, TileStore};
 use tessera_time::{Grid, WindowLength};
 
@@ -63,6 +68,10 @@ type SharedIndex = Shared<BoxFuture<'static, Result<Arc<KeyIndex>, Arc<DataFusio
 pub struct TileReach {
     /// Per scan, its slot in the index.
     slots: Vec<usize>,
+    /// Per slot, the windows (length and grid) its scans serve.
+    windows: Arc<Vec<Vec<(WindowLength, Grid)>>>,
+    semantics: SemanticsPlan,
+    times: Arc<SpineTimes>,
     index: SharedIndex,
 }
 
@@ -90,32 +99,68 @@ impl TileReach {
                 },
             )
             .collect();
-        let index = async move {
-            let spine = times.get().await.map_err(Arc::new)?;
-            let index = KeyIndex::build(
-                &spine_keys,
-                &time_column,
-                &spine.batches,
-                distinct.len(),
-                |t, slots| {
-                    for (windows, out) in distinct.iter().zip(slots) {
-                        let row_start = out.len();
-                        for (window, grid) in windows {
-                            let body = semantics.parts(*window, grid, t).body;
-                            push_widening(
-                                out,
-                                row_start,
-                                (body.start.unwrap_or(i64::MIN), body.end),
-                            );
-                        }
-                    }
-                },
-            );
-            index.map(Arc::new).map_err(Arc::new)
+        let windows = Arc::new(distinct);
+        let index = {
+            let (times, windows) = (Arc::clone(&times), Arc::clone(&windows));
+            async move {
+                let spine = times.get().await.map_err(Arc::new)?;
+                // A large spine takes a while to index: on a thread of its
+                // own, while the scans read their files.
+                let build = SpawnedTask::spawn_blocking(move || {
+                    KeyIndex::build(
+                        &spine_keys,
+                        &time_column,
+                        &spine.batches,
+                        windows.len(),
+                        |t, slots| {
+                            for (windows, out) in windows.iter().zip(slots) {
+                                let row_start = out.len();
+                                for (window, grid) in windows {
+                                    let body = semantics.parts(*window, grid, t).body;
+                                    push_widening(
+                                        out,
+                                        row_start,
+                                        (body.start.unwrap_or(i64::MIN), body.end),
+                                    );
+                                }
+                            }
+                        },
+                    )
+                });
+                match build.join_unwind().await {
+                    Ok(index) => index.map(Arc::new).map_err(Arc::new),
+                    Err(e) => Err(Arc::new(DataFusionError::External(Box::new(e)))),
+                }
+            }
+            .boxed()
+            .shared()
+        };
+        Self {
+            slots,
+            windows,
+            semantics,
+            times,
+            index,
         }
-        .boxed()
-        .shared();
-        Self { slots, index }
+    }
+
+    /// The buckets some spine row may read through `slot`: the whole-bucket
+    /// parts of the slot's windows from the spine's earliest to its latest
+    /// time (parts only move forward with time), `None` for a spine without
+    /// times. Known once the spine is read, before the per-key index is.
+    async fn reached(&self, slot: usize) -> Result<Option<(i64, i64)>> {
+        let Some((first, last)) = self.times.get().await?.extent else {
+            return Ok(None);
+        };
+        let windows = self.windows.get(slot).map_or(&[][..], Vec::as_slice);
+        let body =
+            |t, (window, grid): &(WindowLength, Grid)| self.semantics.parts(*window, grid, t).body;
+        let start = windows
+            .iter()
+            .map(|w| body(first, w).start.unwrap_or(i64::MIN))
+            .min();
+        let end = windows.iter().map(|w| body(last, w).end).max();
+        Ok(start.zip(end))
     }
 
     /// The index slot of scan `scan` (`served[scan]` when built).
@@ -300,29 +345,24 @@ impl ExecutionPlan for TileScanExec {
                 "TileScanExec has {partitions} partitions, asked for {partition}"
             );
         }
-        let mine: Vec<ScanFile> = self
-            .files
-            .files
-            .iter()
-            .skip(partition)
-            .step_by(partitions)
-            .cloned()
-            .collect();
-        let read = FileReader {
+        let read = Arc::new(FileReader {
             files: Arc::clone(&self.files),
-            index: self.reach.index.clone(),
+            reach: Arc::clone(&self.reach),
             slot: self.slot,
             baseline: BaselineMetrics::new(&self.metrics, partition),
             rows_read: MetricBuilder::new(&self.metrics).counter("tile_rows_read", partition),
-        };
-        let read = Arc::new(read);
-        let batches = futures::stream::iter(mine)
-            .then(move |file| {
-                let read = Arc::clone(&read);
-                async move { read.kept_rows(&file).await }
-            })
-            .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
-            .try_flatten();
+        });
+        let batches = futures::stream::once(async move {
+            let mine = read.files_of(partition, partitions).await?;
+            let kept = futures::stream::iter(mine)
+                .then(move |file| {
+                    let read = Arc::clone(&read);
+                    async move { read.kept_rows(&file).await }
+                })
+                .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)));
+            Ok::<_, DataFusionError>(kept.try_flatten())
+        })
+        .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.files.schema),
             batches,
@@ -333,37 +373,63 @@ impl ExecutionPlan for TileScanExec {
 /// One partition's reading.
 struct FileReader {
     files: Arc<TileFiles>,
-    index: SharedIndex,
+    reach: Arc<TileReach>,
     slot: usize,
     baseline: BaselineMetrics,
     rows_read: Count,
 }
 
 impl FileReader {
+    /// Partition `partition`'s share of the files some spine row may read:
+    /// every `partitions`-th of them, so that partitions read as many files
+    /// whichever ones the spine reaches.
+    async fn files_of(&self, partition: usize, partitions: usize) -> Result<Vec<ScanFile>> {
+        let Some((start, end)) = self.reach.reached(self.slot).await? else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .files
+            .files
+            .iter()
+            .filter(|file| !file.live.valid.clip(start, end).is_empty())
+            .skip(partition)
+            .step_by(partitions)
+            .cloned()
+            .collect())
+    }
+
     /// The rows of `file` some spine row reads, with keys cast and buckets
-    /// as microseconds. A file no key needs a bucket of is not read.
+    /// as microseconds. The file is read while the per-key index may still
+    /// be building.
     async fn kept_rows(&self, scan_file: &ScanFile) -> Result<Vec<RecordBatch>> {
-        let index = self.index.clone().await.map_err(DataFusionError::Shared)?;
-        let file = &scan_file.live;
+        let index = self.reach.index.clone().map_err(DataFusionError::Shared);
+        let (index, batches) = futures::try_join!(index, self.converted_rows(scan_file))?;
+        let _timer = self.baseline.elapsed_compute().timer();
         let mut kept = Vec::new();
-        if !index.may_need(self.slot, &file.valid) {
-            return Ok(kept);
-        }
-        let store = &self.files.store;
-        for batch in store
-            .read_tile_states(&file.file, &scan_file.states)
-            .await?
-        {
-            let _timer = self.baseline.elapsed_compute().timer();
-            self.rows_read.add(batch.num_rows());
-            let converted = self.files.convert(file, &batch)?;
-            let selected = self.select(&converted, file, &index)?;
+        for batch in batches {
+            let selected = self.select(&batch, &scan_file.live, &index)?;
             if selected.num_rows() > 0 {
                 self.baseline.record_output(selected.num_rows());
                 kept.push(selected);
             }
         }
         Ok(kept)
+    }
+
+    /// Every row of `file`, with keys cast and buckets as microseconds.
+    async fn converted_rows(&self, scan_file: &ScanFile) -> Result<Vec<RecordBatch>> {
+        let batches = self
+            .files
+            .store
+            .read_tile_states(&scan_file.live.file, &scan_file.states)
+            .await?;
+        let _timer = self.baseline.elapsed_compute().timer();
+        self.rows_read
+            .add(batches.iter().map(RecordBatch::num_rows).sum());
+        batches
+            .iter()
+            .map(|batch| self.files.convert(&scan_file.live, batch))
+            .collect()
     }
 
     /// Rows still valid in their file whose key has a spine row reading their bucket.
