@@ -16,7 +16,7 @@
 //! ways, chosen as it goes:
 //!
 //! - *afresh*: its items are folded into a new state (event parts) or handed
-//!   to [`PartialState::merged_result`] as they are (bucket part). No state is
+//!   to [`PartialState::append_merged`] as they are (bucket part). No state is
 //!   kept between reads, so sliding costs nothing and sketches are
 //!   neither cloned nor unioned pairwise. Best when a part is read about as
 //!   often as its items change — training-set spines are usually sparse.

@@ -115,13 +115,8 @@ impl TileReach {
                         |t, slots| {
                             for (windows, out) in windows.iter().zip(slots) {
                                 let row_start = out.len();
-                                for (window, grid) in windows {
-                                    let body = semantics.parts(*window, grid, t).body;
-                                    push_widening(
-                                        out,
-                                        row_start,
-                                        (body.start.unwrap_or(i64::MIN), body.end),
-                                    );
+                                for window in windows {
+                                    push_widening(out, row_start, body_at(semantics, window, t));
                                 }
                             }
                         },
@@ -153,13 +148,14 @@ impl TileReach {
             return Ok(None);
         };
         let windows = self.windows.get(slot).map_or(&[][..], Vec::as_slice);
-        let body =
-            |t, (window, grid): &(WindowLength, Grid)| self.semantics.parts(*window, grid, t).body;
         let start = windows
             .iter()
-            .map(|w| body(first, w).start.unwrap_or(i64::MIN))
+            .map(|w| body_at(self.semantics, w, first).0)
             .min();
-        let end = windows.iter().map(|w| body(last, w).end).max();
+        let end = windows
+            .iter()
+            .map(|w| body_at(self.semantics, w, last).1)
+            .max();
         Ok(start.zip(end))
     }
 
@@ -167,6 +163,13 @@ impl TileReach {
     pub fn slot_of(&self, scan: usize) -> usize {
         self.slots[scan]
     }
+}
+
+/// The whole-bucket part of `window` on `grid` at row time `t`, as
+/// `[start, end)` (`i64::MIN` when unbounded below).
+fn body_at(semantics: SemanticsPlan, (window, grid): &(WindowLength, Grid), t: i64) -> (i64, i64) {
+    let body = semantics.parts(*window, grid, t).body;
+    (body.start.unwrap_or(i64::MIN), body.end)
 }
 
 /// Appends `range` to `out`, or widens the range of `out[from..]` that ends
