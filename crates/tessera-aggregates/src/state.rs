@@ -174,6 +174,15 @@ impl<S: PartialState> WindowPart<S> {
         }
     }
 
+    /// Empties the part, keeping its front stack's buffer for the next key.
+    fn reset(&mut self, empty: S) {
+        self.items = 0..0;
+        self.front.clear();
+        self.back = empty;
+        self.back_folded = 0;
+        self.fresh_folds = 0;
+    }
+
     /// Moves the part to `items`, dropping the states of the items that left.
     fn slide(&mut self, items: Range<usize>, empty: impl FnOnce() -> S) {
         let leaving = items.start.saturating_sub(self.items.start);
@@ -298,9 +307,10 @@ impl<F: StateFactory> SlidingState<F> {
         }
     }
 
+    /// Empties every part for a new key, keeping their buffers.
     fn reset_parts(&mut self) {
-        for stacks in &mut self.parts {
-            *stacks = WindowPart::new(self.factory.empty());
+        for part in &mut self.parts {
+            part.reset(self.factory.empty());
         }
     }
 
@@ -441,7 +451,8 @@ impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
         buckets: &[BucketSource],
         tile_states: &[ArrayRef],
     ) -> Result<()> {
-        self.arguments = arguments.to_vec();
+        self.arguments.clear();
+        self.arguments.extend_from_slice(arguments);
         let buckets = self.bucket_states(buckets, tile_states)?;
         self.bucket_bytes = buckets.capacity() * std::mem::size_of::<F::State>()
             + buckets.iter().map(PartialState::size).sum::<usize>();
@@ -458,7 +469,8 @@ impl<F: StateFactory> SlidingAggregate for SlidingState<F> {
         let Some(other) = (other as &dyn std::any::Any).downcast_ref::<Self>() else {
             return internal_err!("bucket states can only be shared by windows of one function");
         };
-        self.arguments = arguments.to_vec();
+        self.arguments.clear();
+        self.arguments.extend_from_slice(arguments);
         self.buckets = Arc::clone(&other.buckets);
         self.bucket_bytes = 0;
         self.reset_parts();

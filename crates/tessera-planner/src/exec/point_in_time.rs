@@ -411,6 +411,7 @@ impl ExecutionPlan for PointInTimeExec {
             shapes,
             current_key: None,
             key_times: Vec::new(),
+            key_arguments: vec![Vec::new(); self.layout.event_arguments.len()],
             stats: SweepMetrics::new(&self.metrics, partition),
             reservation,
         };
@@ -797,9 +798,11 @@ struct Sweep {
     layout: Arc<Layout>,
     windows: Vec<WindowCursor>,
     shapes: WindowShapes,
-    /// The key of the spine rows being processed, and its events' times.
+    /// The key of the spine rows being processed, its events' times, and
+    /// per feature its events' argument columns.
     current_key: Option<OwnedRow>,
     key_times: Vec<i64>,
+    key_arguments: Vec<Vec<ArrayRef>>,
     stats: SweepMetrics,
     /// The current key's events, tile rows and bucket states, in DataFusion's memory pool.
     reservation: MemoryReservation,
@@ -868,21 +871,26 @@ impl Sweep {
     fn start_key(&mut self, key: Row<'_>, events: &RecordBatch) -> Result<()> {
         self.key_times = non_null_micros(events.column(self.layout.event_time))?;
         self.shapes.reset();
+        for (arguments, columns) in self
+            .key_arguments
+            .iter_mut()
+            .zip(&self.layout.event_arguments)
+        {
+            arguments.clear();
+            arguments.extend(columns.iter().map(|&i| Arc::clone(events.column(i))));
+        }
         for index in 0..self.windows.len() {
             let (earlier, rest) = self.windows.split_at_mut(index);
             let window = &mut rest[0];
-            let arguments: Vec<ArrayRef> = self.layout.event_arguments[window.feature]
-                .iter()
-                .map(|&i| Arc::clone(events.column(i)))
-                .collect();
+            let arguments = &self.key_arguments[window.feature];
             // Windows of one feature on one grid share the bucket states the first one built.
             let donor = earlier
                 .iter()
                 .find(|w| w.feature == window.feature && w.grid == window.grid);
             match donor {
-                Some(donor) => window.load_sharing(&arguments, donor)?,
+                Some(donor) => window.load_sharing(arguments, donor)?,
                 None => self.stats.buckets.add(window.load(
-                    &arguments,
+                    arguments,
                     &self.key_times,
                     &self.key_tiles,
                 )?),
