@@ -1,7 +1,8 @@
 //! Criterion micro-benchmarks of Tessera's hot paths, so a regression shows
 //! in isolation: per-function update throughput, state merges (sketch merges
-//! included), a backfill's fold of runs into state columns, and the per-key
-//! sweep of a whole training set under each plan.
+//! included), a backfill's fold of runs into state columns, a window sliding
+//! over decoded tile states, and the per-key sweep of a whole training set
+//! under each plan.
 //!
 //! Run with `cargo bench --bench hot_paths` (release mode); see benches/README.md.
 
@@ -187,6 +188,39 @@ fn run_states(c: &mut Criterion) {
     group.finish();
 }
 
+/// Buckets in [`tile_windows`]' sliding window: the medium benchmark's 30d.
+const WINDOW_BUCKETS: usize = 30;
+
+/// A tile plan's per-key work: a window kernel loads serialized bucket
+/// states (one tile row per run of [`RUN_ROWS`] rows, decoded a run of
+/// rows at a time), then slides a window of [`WINDOW_BUCKETS`] buckets over
+/// them and emits its value at every bucket.
+fn tile_windows(c: &mut Criterion) {
+    use tessera::aggregates::{BucketSource, Part};
+    let mut group = c.benchmark_group("tile_windows");
+    for (name, implementation, columns) in cases() {
+        let rows = columns[0].len();
+        let mut bounds: Vec<usize> = (0..rows).step_by(RUN_ROWS).collect();
+        bounds.push(rows);
+        bounds.dedup();
+        let states = implementation.run_states(&columns, &bounds).unwrap();
+        let buckets: Vec<BucketSource> = (0..bounds.len() - 1).map(BucketSource::Tile).collect();
+        group.throughput(Throughput::Elements(buckets.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut window = implementation.sliding();
+                window.load(&columns, &buckets, &states).unwrap();
+                for end in 1..=buckets.len() {
+                    window.slide(Part::Buckets, end.saturating_sub(WINDOW_BUCKETS)..end);
+                    window.emit();
+                }
+                black_box(window.finish().unwrap())
+            })
+        });
+    }
+    group.finish();
+}
+
 /// 200k events of 2k skewed keys over 90 days, 20k spine rows.
 fn sweep_context() -> datafusion::prelude::SessionContext {
     let ctx = tessera::new_context(SessionConfig::new().with_target_partitions(2));
@@ -307,5 +341,5 @@ fn sweep(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, update, merge, run_states, sweep);
+criterion_group!(benches, update, merge, run_states, tile_windows, sweep);
 criterion_main!(benches);

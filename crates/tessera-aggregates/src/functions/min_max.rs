@@ -1,7 +1,8 @@
 //! `min` and `max` of integers, floats, timestamps and strings.
 //!
-//! Values are kept as scalars of the canonical input type. Floats order NaN
-//! above every number (as SQL engines do) and treat -0.0 and 0.0 as equal.
+//! Values are kept as the canonical input type: floats and integers unboxed,
+//! others as scalars. Floats order NaN above every number (as SQL engines
+//! do) and treat -0.0 and 0.0 as equal.
 
 use std::cmp::Ordering;
 use std::ops::Range;
@@ -27,8 +28,56 @@ pub struct ExtremeFactory {
 /// The smallest (or largest) value seen, if any.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExtremeState {
-    value: Option<ScalarValue>,
+    value: Option<Extreme>,
     largest: bool,
+}
+
+/// A value an [`ExtremeState`] holds: floats and integers — what most
+/// features aggregate — unboxed, so that comparing, copying and emitting
+/// them costs no scalar; any other type as a scalar.
+#[derive(Debug, Clone, PartialEq)]
+enum Extreme {
+    Float(f64),
+    Integer(i64),
+    Other(ScalarValue),
+}
+
+impl Extreme {
+    /// The value of a scalar, `None` when it is null.
+    fn of(value: ScalarValue) -> Option<Self> {
+        match value {
+            ScalarValue::Float64(Some(v)) => Some(Self::Float(v)),
+            ScalarValue::Int64(Some(v)) => Some(Self::Integer(v)),
+            v if v.is_null() => None,
+            v => Some(Self::Other(v)),
+        }
+    }
+
+    fn to_scalar(&self) -> ScalarValue {
+        match self {
+            Self::Float(v) => ScalarValue::Float64(Some(*v)),
+            Self::Integer(v) => ScalarValue::Int64(Some(*v)),
+            Self::Other(v) => v.clone(),
+        }
+    }
+
+    /// Its order against `other` (of the same type), as [`total_order`] has it.
+    fn order(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (Self::Float(a), Self::Float(b)) => float_order(*a, *b),
+            (Self::Integer(a), Self::Integer(b)) => a.cmp(b),
+            (a, b) => total_order(&a.to_scalar(), &b.to_scalar()),
+        }
+    }
+
+    /// Appends the value to `column`.
+    fn push_to(&self, column: &mut ValueColumn) -> Result<()> {
+        match self {
+            Self::Float(v) => column.push_f64(Some(*v)),
+            Self::Integer(v) => column.push_i64(Some(*v)),
+            Self::Other(v) => column.push(v.clone()),
+        }
+    }
 }
 
 /// A total order on scalars of one type: NaN sorts above every float.
@@ -46,90 +95,48 @@ fn float_order(x: f64, y: f64) -> Ordering {
 }
 
 impl ExtremeState {
-    /// Whether a candidate ordered `order` against the current value replaces it.
-    fn improves(&self, order: Ordering) -> bool {
-        if self.largest {
-            order.is_gt()
-        } else {
-            order.is_lt()
-        }
-    }
-
-    fn offer(&mut self, candidate: &ScalarValue) {
-        if candidate.is_null() {
-            return;
-        }
-        let better = self
-            .value
-            .as_ref()
-            .is_none_or(|current| self.improves(total_order(candidate, current)));
+    /// Keeps `candidate` if it beats the current value (copied only then).
+    fn offer(&mut self, candidate: &Extreme) {
+        let better = self.value.as_ref().is_none_or(|current| {
+            let order = candidate.order(current);
+            if self.largest {
+                order.is_gt()
+            } else {
+                order.is_lt()
+            }
+        });
         if better {
             self.value = Some(candidate.clone());
-        }
-    }
-
-    /// [`Self::offer`] for a float, without making a scalar unless it is kept.
-    fn offer_float(&mut self, candidate: f64) {
-        match self.value {
-            Some(ScalarValue::Float64(Some(current))) => {
-                if self.improves(float_order(candidate, current)) {
-                    self.value = Some(ScalarValue::Float64(Some(candidate)));
-                }
-            }
-            _ => self.offer(&ScalarValue::Float64(Some(candidate))),
-        }
-    }
-
-    /// [`Self::offer`] for an integer, without making a scalar unless it is kept.
-    fn offer_integer(&mut self, candidate: i64) {
-        match self.value {
-            Some(ScalarValue::Int64(Some(current))) => {
-                if self.improves(candidate.cmp(&current)) {
-                    self.value = Some(ScalarValue::Int64(Some(candidate)));
-                }
-            }
-            _ => self.offer(&ScalarValue::Int64(Some(candidate))),
         }
     }
 }
 
 impl PartialState for ExtremeState {
-    /// Floats and integers — what most features aggregate — are compared
-    /// in place; other types go through a scalar.
     fn update(&mut self, arguments: &[ArrayRef], row: usize) -> Result<()> {
         let column = argument(arguments, 0, "min/max")?;
-        if column.is_null(row) {
-            return Ok(());
-        }
-        if let Some(values) = column.as_primitive_opt::<Float64Type>() {
-            self.offer_float(values.value(row));
-        } else if let Some(values) = column.as_primitive_opt::<Int64Type>() {
-            self.offer_integer(values.value(row));
-        } else {
-            self.offer(&ScalarValue::try_from_array(column, row)?);
+        if let Some(value) = extreme_at(column, row)? {
+            self.offer(&value);
         }
         Ok(())
     }
 
     fn merge(&mut self, other: &Self) -> Result<()> {
-        match &other.value {
-            Some(ScalarValue::Float64(Some(value))) => self.offer_float(*value),
-            Some(ScalarValue::Int64(Some(value))) => self.offer_integer(*value),
-            Some(value) => self.offer(value),
-            None => {}
+        if let Some(value) = &other.value {
+            self.offer(value);
         }
         Ok(())
     }
 
     fn evaluate(&self) -> Result<ScalarValue> {
-        Ok(self.value.clone().unwrap_or(ScalarValue::Null))
+        Ok(self
+            .value
+            .as_ref()
+            .map_or(ScalarValue::Null, Extreme::to_scalar))
     }
 
     fn append_result(&self, out: &mut ValueColumn) -> Result<()> {
         match &self.value {
-            Some(ScalarValue::Float64(value)) => out.push_f64(*value),
-            Some(ScalarValue::Int64(value)) => out.push_i64(*value),
-            Some(value) => out.push(value.clone()),
+            Some(value) => value.push_to(out),
             None => out.push(ScalarValue::Null),
         }
     }
@@ -139,7 +146,7 @@ impl PartialState for ExtremeState {
     }
 
     fn to_state(&self) -> Result<Vec<ScalarValue>> {
-        Ok(vec![self.value.clone().unwrap_or(ScalarValue::Null)])
+        Ok(vec![self.evaluate()?])
     }
 
     fn append_state(&self, columns: &mut [ValueColumn]) -> Result<()> {
@@ -147,20 +154,19 @@ impl PartialState for ExtremeState {
             return exec_err!("min/max state: 1 column expected, got {}", columns.len());
         };
         match &self.value {
+            Some(value) => value.push_to(column),
             None => {
                 column.push_null();
                 Ok(())
             }
-            Some(ScalarValue::Float64(value)) => column.push_f64(*value),
-            Some(ScalarValue::Int64(value)) => column.push_i64(*value),
-            Some(value) => column.push(value.clone()),
         }
     }
 
     fn size(&self) -> usize {
-        self.value
-            .as_ref()
-            .map_or(0, |v| v.size() - std::mem::size_of_val(v))
+        match &self.value {
+            Some(Extreme::Other(v)) => v.size() - std::mem::size_of_val(v),
+            Some(Extreme::Float(_) | Extreme::Integer(_)) | None => 0,
+        }
     }
 }
 
@@ -181,7 +187,7 @@ impl ExtremeFactory {
     }
 
     /// A state holding `value` (none when empty).
-    fn state(&self, value: Option<ScalarValue>) -> ExtremeState {
+    fn state(&self, value: Option<Extreme>) -> ExtremeState {
         ExtremeState {
             value,
             largest: self.largest,
@@ -189,18 +195,18 @@ impl ExtremeFactory {
     }
 }
 
-/// The value in row `row` of a state column, `None` when null. Tile plans
-/// decode a state per key and bucket: floats and integers skip the generic
-/// scalar conversion.
-fn extreme_at(column: &ArrayRef, row: usize) -> Result<Option<ScalarValue>> {
+/// The value in row `row` of a column of the value type, `None` when null.
+/// Tile plans decode a state per key and bucket, and backfills fold every
+/// event: floats and integers skip the generic scalar conversion.
+fn extreme_at(column: &ArrayRef, row: usize) -> Result<Option<Extreme>> {
     if column.is_null(row) {
         Ok(None)
     } else if let Some(values) = column.as_primitive_opt::<Float64Type>() {
-        Ok(Some(ScalarValue::Float64(Some(values.value(row)))))
+        Ok(Some(Extreme::Float(values.value(row))))
     } else if let Some(values) = column.as_primitive_opt::<Int64Type>() {
-        Ok(Some(ScalarValue::Int64(Some(values.value(row)))))
+        Ok(Some(Extreme::Integer(values.value(row))))
     } else {
-        Ok(Some(ScalarValue::try_from_array(column, row)?))
+        Ok(Extreme::of(ScalarValue::try_from_array(column, row)?))
     }
 }
 
