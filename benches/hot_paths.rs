@@ -171,15 +171,21 @@ fn merge(c: &mut Criterion) {
 /// Rows per run in `run_states`: the medium benchmark's events per key and day.
 const RUN_ROWS: usize = 7;
 
+/// The bounds of consecutive runs of [`RUN_ROWS`] of `rows` rows (the last may be shorter).
+fn run_bounds(rows: usize) -> Vec<usize> {
+    let mut bounds: Vec<usize> = (0..rows).step_by(RUN_ROWS).collect();
+    bounds.push(rows);
+    bounds.dedup();
+    bounds
+}
+
 /// A backfill's fold: the state of every run of [`RUN_ROWS`] rows,
 /// serialized into state columns (one tile row per run).
 fn run_states(c: &mut Criterion) {
     let mut group = c.benchmark_group("run_states");
     for (name, implementation, columns) in cases() {
         let rows = columns[0].len();
-        let mut bounds: Vec<usize> = (0..rows).step_by(RUN_ROWS).collect();
-        bounds.push(rows);
-        bounds.dedup();
+        let bounds = run_bounds(rows);
         group.throughput(Throughput::Elements(rows as u64));
         group.bench_function(name, |b| {
             b.iter(|| black_box(implementation.run_states(&columns, &bounds).unwrap()))
@@ -200,9 +206,7 @@ fn tile_windows(c: &mut Criterion) {
     let mut group = c.benchmark_group("tile_windows");
     for (name, implementation, columns) in cases() {
         let rows = columns[0].len();
-        let mut bounds: Vec<usize> = (0..rows).step_by(RUN_ROWS).collect();
-        bounds.push(rows);
-        bounds.dedup();
+        let bounds = run_bounds(rows);
         let states = implementation.run_states(&columns, &bounds).unwrap();
         let buckets: Vec<BucketSource> = (0..bounds.len() - 1).map(BucketSource::Tile).collect();
         group.throughput(Throughput::Elements(buckets.len() as u64));

@@ -332,30 +332,20 @@ impl<F: StateFactory> SlidingState<F> {
         tile_states: &[ArrayRef],
     ) -> Result<Vec<F::State>> {
         let mut states = Vec::with_capacity(buckets.len());
-        let mut tile_rows: Option<Range<usize>> = None;
-        for source in buckets {
-            match *source {
-                BucketSource::Tile(row) => match &mut tile_rows {
-                    Some(rows) if rows.end == row => rows.end += 1,
-                    rows => {
-                        if let Some(rows) = rows.replace(row..row + 1) {
-                            decode_states(&self.factory, tile_states, rows, &mut states)?;
-                        }
-                    }
-                },
+        // Each run is one bucket of events, or consecutive tile rows.
+        for run in buckets.chunk_by(next_tile_row) {
+            match run[0] {
+                BucketSource::Tile(first) => {
+                    let rows = first..first + run.len();
+                    decode_states(&self.factory, tile_states, rows, &mut states)?;
+                }
                 BucketSource::Events(start, end) => {
-                    if let Some(rows) = tile_rows.take() {
-                        decode_states(&self.factory, tile_states, rows, &mut states)?;
-                    }
                     // Every row whose window holds the bucket reads it.
                     let mut state = fold_rows(&self.factory, &self.arguments, start..end)?;
                     state.settle();
                     states.push(state);
                 }
             }
-        }
-        if let Some(rows) = tile_rows {
-            decode_states(&self.factory, tile_states, rows, &mut states)?;
         }
         Ok(states)
     }
@@ -372,6 +362,14 @@ fn fold_rows<F: StateFactory>(
         state.update(arguments, row)?;
     }
     Ok(state)
+}
+
+/// Whether `b` is the tile row right after `a`.
+fn next_tile_row(a: &BucketSource, b: &BucketSource) -> bool {
+    match (a, b) {
+        (BucketSource::Tile(x), BucketSource::Tile(y)) => *y == x + 1,
+        _ => false,
+    }
 }
 
 /// Appends the merge of every part of a window over `items` to `out` and

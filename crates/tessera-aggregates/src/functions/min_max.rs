@@ -66,6 +66,8 @@ impl Extreme {
         match (self, other) {
             (Self::Float(a), Self::Float(b)) => float_order(*a, *b),
             (Self::Integer(a), Self::Integer(b)) => a.cmp(b),
+            (Self::Other(a), Self::Other(b)) => total_order(a, b),
+            // One state holds one type: never met, but ordered all the same.
             (a, b) => total_order(&a.to_scalar(), &b.to_scalar()),
         }
     }
