@@ -111,6 +111,30 @@ struct Case {
 }
 
 fn random_case(rng: &mut SmallRng) -> Case {
+    random_case_of(rng, &FUNCTIONS)
+}
+
+/// The functions of [`FUNCTIONS`] whose states merge in constant time
+/// (counts, and sums, means, moments and extremes of numbers and dates).
+fn constant_merge_functions() -> Vec<(&'static str, Option<&'static str>, &'static [&'static str])>
+{
+    FUNCTIONS
+        .iter()
+        .copied()
+        .filter(|(function, column, _)| {
+            matches!(
+                *function,
+                "count" | "sum" | "mean" | "min" | "max" | "var" | "std"
+            ) && !matches!(column, Some("v" | "s"))
+        })
+        .collect()
+}
+
+/// A random case whose features call `functions`.
+fn random_case_of(
+    rng: &mut SmallRng,
+    functions: &[(&'static str, Option<&'static str>, &'static [&'static str])],
+) -> Case {
     let bucket = *[HOUR, 6 * HOUR, DAY, 7 * HOUR + 13_000, 2 * DAY]
         .choose(rng)
         .unwrap();
@@ -183,7 +207,7 @@ fn random_case(rng: &mut SmallRng) -> Case {
     ];
     let features = (0..rng.gen_range(1..5))
         .map(|i| {
-            let (function, column, extra) = *FUNCTIONS.choose(rng).unwrap();
+            let (function, column, extra) = *functions.choose(rng).unwrap();
             let count = rng.gen_range(1..4);
             let mut windows: Vec<Option<i64>> = window_choices
                 .choose_multiple(rng, count)
@@ -964,4 +988,62 @@ async fn tiles_match_the_brute_force_spec() {
         tally.misses * 100 <= tally.cells,
         "more than 1% of sketch cells outside their bound: {tally:?}"
     );
+}
+
+/// The physical plan of `case`'s training set under `options`, as text.
+async fn plan_text(case: &Case, options: TesseraOptions, ctx: &SessionContext) -> String {
+    let mut training_set =
+        TrainingSet::new(ctx.table("spine").await.unwrap(), "t").options(options);
+    for feature in &case.features {
+        training_set = training_set.feature(&feature.name);
+    }
+    let plan = training_set
+        .build()
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(true)
+        .to_string()
+}
+
+/// Bucketed windows of functions that merge in constant time are answered
+/// by tile lookups (no sweep, no sort back into spine order), and every
+/// cell is still the spec's: from tiles covering everything, and from
+/// tiles covering a middle stretch with the raw fallback filling the rest.
+#[tokio::test]
+async fn tile_lookups_match_the_brute_force_spec() {
+    let mut tally = SketchTally::default();
+    let functions = constant_merge_functions();
+    let base = 20_000 * DAY;
+    for seed in 300..330u64 {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let case = random_case_of(&mut rng, &functions);
+        let ctx = register_case(&case, rng.gen_range(1..5), rng.gen_range(1..4)).await;
+        let full = format!("memory://lookup-full-{seed}");
+        backfill_case(&case, &ctx, &full, base - 10 * DAY, base + 40 * DAY).await;
+        let partial = format!("memory://lookup-partial-{seed}");
+        backfill_case(
+            &case,
+            &ctx,
+            &partial,
+            base + 5 * DAY,
+            base + 15 * DAY + HOUR,
+        )
+        .await;
+        for (url, raw_fallback) in [(&full, false), (&partial, true)] {
+            let options = tile_options(Semantics::Bucketed, false, url, raw_fallback);
+            let plan = plan_text(&case, options.clone(), &ctx).await;
+            assert!(
+                plan.contains("TileLookupExec") && !plan.contains("PointInTimeExec"),
+                "seed {seed}: not answered by lookups:\n{plan}"
+            );
+            assert!(
+                !plan.contains("SortExec"),
+                "seed {seed}: a lookup plan sorts:\n{plan}"
+            );
+            check_case(seed, &case, Semantics::Bucketed, options, &ctx, &mut tally).await;
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! Physical plans pinned with insta snapshots, one per window source: raw
 //! events, buckets built from raw events, buckets with a raw continuous
-//! buffer, and tiles (whose events are pruned per key) — including the repartitioning and sorts the optimizer adds for
-//! the sweep's declared requirements.
+//! buffer, and tiles (whose events are pruned per key) — including the
+//! repartitioning and sorts the optimizer adds for the sweep's declared
+//! requirements, and their absence where bucketed windows from tiles are
+//! answered by lookups.
 
 use datafusion::physical_plan::displayable;
 use datafusion::prelude::SessionConfig;
@@ -68,6 +70,22 @@ async fn tiles_plan() {
         SET tessera.use_tile_store = true;";
     insta::assert_snapshot!(
         "tiles",
+        physical_plan_of(settings, "'u.amount', 'u.amount_max'").await
+    );
+}
+
+/// The same features bucketed from tiles: sums and maxima merge in
+/// constant time, so the stage is answered by tile lookups — no
+/// repartition or sort of spine or tiles, none to restore spine order, and
+/// no events read (the events' plan is still there for uncovered buckets).
+#[tokio::test]
+async fn bucketed_tiles_plan() {
+    let settings = "SET tessera.tile_store_url = 'memory://plans-bucketed-tiles';
+        BACKFILL WINDOWED FEATURES u.amount, u.amount_max FROM '2025-01-01T00:00:00Z' TO '2025-03-09T00:00:00Z';
+        SET tessera.use_tile_store = true;
+        SET tessera.use_materialized_offline_query = true;";
+    insta::assert_snapshot!(
+        "bucketed_tiles",
         physical_plan_of(settings, "'u.amount', 'u.amount_max'").await
     );
 }

@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::Float64Type;
 use datafusion::common::Result;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
@@ -28,8 +29,8 @@ use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::stream::BoxStream;
 use tessera::planner::{
-    BackfillReport, BackfillRequest, CoverageFallback, NoProgress, TileStore, plan_backfill,
-    run_backfill, vacuum_aggregations,
+    BackfillReport, BackfillRequest, CoverageFallback, NoProgress, PlanVariant, TileStore,
+    compare_plans, plan_backfill, run_backfill, vacuum_aggregations,
 };
 use tessera::tiles::Snapshot;
 use tessera::time::parse_instant;
@@ -582,6 +583,96 @@ async fn uncovered_ranges_error_or_fall_back_to_raw_events() {
     assert_eq!(training_set(&ctx, fallback).await.unwrap(), raw);
 }
 
+/// `user.amount`'s bucketed training set under `options`, and the names
+/// of the plans that answered it.
+async fn bucketed_amounts(
+    ctx: &SessionContext,
+    options: TesseraOptions,
+) -> Result<(RecordBatch, Vec<String>)> {
+    let options = TesseraOptions {
+        use_materialized_offline_query: true,
+        ..options
+    };
+    let frame = TrainingSet::new(ctx.table("spine").await?, "ts")
+        .feature("user.amount")
+        .options(options)
+        .build()?;
+    let schema = frame.schema().inner().clone();
+    let plan = frame.create_physical_plan().await?;
+    let mut stages = Vec::new();
+    for name in ["TileLookupExec", "PointInTimeExec"] {
+        plans_named(&plan, name, &mut stages);
+    }
+    let batches = collect(Arc::clone(&plan), ctx.task_ctx()).await?;
+    let names = stages.iter().map(|s| s.name().to_string()).collect();
+    Ok((concat_batches(&schema, &batches)?, names))
+}
+
+/// Tile lookups (bucketed sums from tiles) treat buckets no backfill
+/// covered as the sweep does: an error naming them, or with the raw
+/// fallback the answers from raw events.
+#[tokio::test]
+async fn tile_lookups_treat_uncovered_buckets_as_the_sweep_does() {
+    let ctx = session().await;
+    let url = "memory://lookup-straddle";
+    let store = TileStore::open(url).unwrap();
+    backfill(&ctx, &store, "2025-01-20T00:00:00Z", "2025-02-10T00:00:00Z")
+        .await
+        .unwrap();
+    let options = |lookup: bool, fallback: CoverageFallback| TesseraOptions {
+        prefer_tile_lookup: lookup,
+        tile_coverage_fallback: fallback,
+        ..tile_options(url)
+    };
+    // The sweep fails at the first batch of a key partition with missing
+    // buckets, naming those its rows need; the lookup answers the spine's
+    // 400 rows at once and names every range they need.
+    for (lookup, missing) in [
+        (
+            true,
+            "[2025-01-01T00:00:00Z, 2025-01-20T00:00:00Z), [2025-02-10T00:00:00Z,",
+        ),
+        (false, "[2025-01-01T00:00:00Z, "),
+    ] {
+        let error = bucketed_amounts(&ctx, options(lookup, CoverageFallback::Error))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("feature user.amount: window 1d needs buckets that the tiles of series")
+                && error.contains(&format!("do not cover: {missing}"))
+                && error.contains("[2025-02-10T00:00:00Z, ")
+                && error.contains("SET tessera.tile_coverage_fallback = 'raw'"),
+            "lookup {lookup}: {error}"
+        );
+    }
+    for (lookup, plan) in [(true, "TileLookupExec"), (false, "PointInTimeExec")] {
+        let (_, stages) = bucketed_amounts(&ctx, options(lookup, CoverageFallback::Raw))
+            .await
+            .unwrap();
+        assert_eq!(stages, vec![plan.to_string()]);
+    }
+    // Sums merged in another order may differ in the last bits: compared to 1e-9.
+    let bucketed = |label: &str, options: TesseraOptions| PlanVariant {
+        label: label.to_string(),
+        options: TesseraOptions {
+            use_materialized_offline_query: true,
+            ..options
+        },
+    };
+    let plans = [
+        bucketed("raw", TesseraOptions::default()),
+        bucketed("lookup", options(true, CoverageFallback::Raw)),
+        bucketed("sweep", options(false, CoverageFallback::Raw)),
+    ];
+    let spine = ctx.table("spine").await.unwrap();
+    let report = compare_plans(&spine, "ts", &["user.amount".to_string()], &plans, 1e-9)
+        .await
+        .unwrap();
+    assert!(report.all_agree(), "{report}");
+    assert!(report.runs.iter().all(|run| run.rows == 400), "{report}");
+}
+
 /// A bucketed query whose every bucket the tiles cover reads no events at
 /// all (its time does not grow with them) and answers as raw events do;
 /// aligned queries, which read the current bucket raw, still read them.
@@ -610,12 +701,43 @@ async fn covered_bucketed_queries_read_no_events() {
     for (options, tiles_read) in [(bucketed, 0), (aligned, 60_000)] {
         let (raw, raw_read) = amounts_and_events_read(&ctx, options.clone()).await;
         let (tiles, read) = amounts_and_events_read(&ctx, with_tiles(&options)).await;
-        assert_eq!(tiles, raw, "{options:?}");
+        assert_agree(&tiles, &raw, &format!("{options:?}"));
         assert_eq!(
             (raw_read, read),
             (vec![60_000], vec![tiles_read]),
             "{options:?}"
         );
+    }
+}
+
+/// `actual` has `expected`'s schema and values, floats to 1e-9 relative
+/// (SEMANTICS.md §4: sums merged in another order may differ in the last bits).
+fn assert_agree(actual: &RecordBatch, expected: &RecordBatch, context: &str) {
+    assert_eq!(actual.schema(), expected.schema(), "{context}");
+    assert_eq!(actual.num_rows(), expected.num_rows(), "{context}");
+    for (column, (a, e)) in actual.columns().iter().zip(expected.columns()).enumerate() {
+        match (
+            a.as_primitive_opt::<Float64Type>(),
+            e.as_primitive_opt::<Float64Type>(),
+        ) {
+            (Some(a), Some(e)) => {
+                for row in 0..a.len() {
+                    let (x, y) = (
+                        a.is_valid(row).then(|| a.value(row)),
+                        e.is_valid(row).then(|| e.value(row)),
+                    );
+                    let close = match (x, y) {
+                        (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * y.abs().max(1.0),
+                        (x, y) => x == y,
+                    };
+                    assert!(
+                        close,
+                        "{context}: column {column} row {row}: {x:?} != {y:?}"
+                    );
+                }
+            }
+            _ => assert_eq!(a, e, "{context}: column {column}"),
+        }
     }
 }
 

@@ -22,6 +22,7 @@ use datafusion::arrow::array::ArrayRef;
 use datafusion::logical_expr::{Accumulator, GroupsAccumulator};
 
 use crate::accumulator::{Input, Output, StateAccumulator};
+use crate::bucket_table::{BucketTable, DecodedBuckets};
 use crate::groups_accumulator::StateGroupsAccumulator;
 use crate::sliding::SlidingAggregate;
 use crate::state::{PartialState, StateFactory, run_states};
@@ -270,6 +271,9 @@ pub trait AggregateImplementation: Send + Sync + fmt::Debug {
     /// The serialized states of runs of argument rows, `bounds[i]..bounds[i + 1]`
     /// (see [`run_states`]).
     fn run_states(&self, arguments: &[ArrayRef], bounds: &[usize]) -> Result<Vec<ArrayRef>>;
+    /// Every row of serialized states `columns`, decoded into a table that
+    /// answers windows over ranges of its rows.
+    fn bucket_table(&self, columns: &[ArrayRef]) -> Result<Box<dyn BucketTable>>;
 }
 
 impl<F: StateFactory> AggregateImplementation for F {
@@ -301,6 +305,10 @@ impl<F: StateFactory> AggregateImplementation for F {
 
     fn run_states(&self, arguments: &[ArrayRef], bounds: &[usize]) -> Result<Vec<ArrayRef>> {
         run_states(self, arguments, bounds)
+    }
+
+    fn bucket_table(&self, columns: &[ArrayRef]) -> Result<Box<dyn BucketTable>> {
+        Ok(Box::new(DecodedBuckets::decode(self.clone(), columns)?))
     }
 
     fn evaluate_states(&self, columns: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
@@ -718,6 +726,22 @@ impl BoundAggregate {
                 DataType::Float64,
             )
         })
+    }
+
+    /// Whether merging two of its states takes a few arithmetic operations
+    /// whatever they hold: counts, and sums, means, moments, minima and
+    /// maxima of numbers and timestamps — not vectors, strings or sketches.
+    /// Such windows are cheap to merge afresh from their buckets at every row.
+    pub fn merges_in_constant_time(&self) -> bool {
+        use AggregateKind as K;
+        let scalar = matches!(
+            self.family,
+            None | Some(ValueFamily::Integer | ValueFamily::Float | ValueFamily::Timestamp)
+        );
+        matches!(
+            self.kind,
+            K::Count | K::Sum | K::Mean | K::Min | K::Max | K::Var | K::Std
+        ) && (self.kind == K::Count || scalar)
     }
 
     /// The state factory of this call, type-erased.

@@ -7,6 +7,7 @@
 //! plans merge them per bucket.
 
 mod accumulator;
+mod bucket_table;
 mod function;
 pub mod functions;
 mod groups_accumulator;
@@ -15,6 +16,7 @@ mod sql_functions;
 mod state;
 
 pub use accumulator::{Input, Output, StateAccumulator};
+pub use bucket_table::{BucketTable, DecodedBuckets, WindowValues};
 pub use function::{
     AggregateImplementation, AggregateKind, Argument, BoundAggregate, FUNCTIONS, Parameters,
     ValueFamily,

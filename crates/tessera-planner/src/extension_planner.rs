@@ -13,9 +13,13 @@
 //!    that keeps the tile rows some row of their key reads; its declared
 //!    requirements make the
 //!    physical optimizer co-partition all inputs by key and sort them by key
-//!    and time (or bucket);
+//!    and time (or bucket) — or, for a stage of bucketed windows that all
+//!    read tiles and merge in constant time (unless `prefer_tile_lookup` is
+//!    off), a [`TileLookupExec`] over the same inputs, which loads the tile
+//!    rows into a table by key and answers its input's rows in place;
 //! 3. [`RestoreSpineOrderExec`] requires a single partition sorted by row number,
-//!    which the optimizer satisfies with a parallel sort and a merge.
+//!    which the optimizer satisfies with a parallel sort and a merge (or
+//!    nothing, when every stage kept the spine's order).
 //!
 //! With `use_tile_store`, planning first pins the tile store's latest
 //! snapshot: every stage gets [`TileScanExec`]s for the tile sets of its
@@ -40,8 +44,8 @@ use tessera_time::{Grid, WindowLength};
 
 use crate::exec::{
     EventReach, EventReachExec, KeyedReach, PointInTimeExec, RestoreSpineOrderExec, ScanFile,
-    SpineEnumerateExec, SpineTimes, TileFiles, TileInput, TileReach, TileScanExec, WindowReach,
-    serving_input,
+    SpineEnumerateExec, SpineTimes, TileFiles, TileInput, TileLookupExec, TileReach, TileScanExec,
+    WindowReach, serving_input,
 };
 use crate::node::{EVENT_TIME_COLUMN, PointInTimeNode, StagePlan, WindowSource, event_key_column};
 use crate::options::CoverageFallback;
@@ -101,7 +105,7 @@ impl ExtensionPlanner for PointInTimePlanner {
             Arc::clone(&times),
         ));
         for (stage, events, tile_inputs, tile_scans, reach) in stages {
-            let tile_scans = match &tiles {
+            let scanned = match &tiles {
                 Some((store, snapshot, _)) => {
                     let scans = StageScans {
                         store,
@@ -112,9 +116,9 @@ impl ExtensionPlanner for PointInTimePlanner {
                         times: &times,
                         partitions: session.config().target_partitions(),
                     };
-                    scans.plan(&tile_inputs, tile_scans)?
+                    Some(scans.plan(&tile_inputs, tile_scans)?)
                 }
-                None => Vec::new(),
+                None => None,
             };
             let key_columns = (0..stage.spine_keys.len())
                 .map(|i| events.schema().index_of(&event_key_column(i)))
@@ -126,19 +130,55 @@ impl ExtensionPlanner for PointInTimePlanner {
                 Arc::new(reach),
                 Arc::clone(&times),
             ));
-            plan = Arc::new(PointInTimeExec::try_new(
-                plan,
-                events,
-                tile_inputs,
-                tile_scans,
-                fallback,
-                Arc::new(stage.clone()),
-                node.semantics,
-                node.time_column.clone(),
-            )?);
+            plan = match scanned {
+                Some((tile_scans, tile_reach)) if answers_by_lookup(node, stage, &tile_inputs) => {
+                    Arc::new(TileLookupExec::try_new(
+                        plan,
+                        events,
+                        tile_inputs,
+                        tile_scans,
+                        tile_reach,
+                        fallback,
+                        Arc::new(stage.clone()),
+                        node.semantics,
+                        node.time_column.clone(),
+                    )?)
+                }
+                scanned => Arc::new(PointInTimeExec::try_new(
+                    plan,
+                    events,
+                    tile_inputs,
+                    scanned.map(|(scans, _)| scans).unwrap_or_default(),
+                    fallback,
+                    Arc::new(stage.clone()),
+                    node.semantics,
+                    node.time_column.clone(),
+                )?),
+            };
         }
         Ok(Some(Arc::new(RestoreSpineOrderExec::try_new(plan)?)))
     }
+}
+
+/// Whether `stage` is answered by tile lookups ([`TileLookupExec`]) rather
+/// than a sweep: the query prefers them, its windows read whole buckets
+/// only, every one from tiles, and its functions merge in constant time (a
+/// lookup merges a window's buckets afresh at every row, where the sweep
+/// slides: cheap for sums and moments, not for sketches).
+fn answers_by_lookup(node: &PointInTimeNode, stage: &StagePlan, tiles: &[TileInput]) -> bool {
+    let every_window_from_tiles = stage.features.iter().enumerate().all(|(index, feature)| {
+        feature
+            .windows
+            .iter()
+            .all(|window| serving_input(tiles, index, &window.grid).is_some())
+    });
+    node.tiles.as_ref().is_some_and(|t| t.lookup)
+        && node.semantics.source == WindowSource::Buckets
+        && every_window_from_tiles
+        && stage
+            .features
+            .iter()
+            .all(|feature| feature.aggregate.merges_in_constant_time())
 }
 
 /// How far back `stage`'s windows reach into its events, and — when the
@@ -281,12 +321,12 @@ struct StageScans<'a> {
 }
 
 impl StageScans<'_> {
-    /// One [`TileScanExec`] per scan, in order, sharing one [`TileReach`].
+    /// One [`TileScanExec`] per scan, in order, and the [`TileReach`] they share.
     fn plan(
         &self,
         inputs: &[TileInput],
         scans: Vec<ScanSpec>,
-    ) -> Result<Vec<Arc<dyn ExecutionPlan>>> {
+    ) -> Result<(Vec<Arc<dyn ExecutionPlan>>, Arc<TileReach>)> {
         let key_types = (0..self.stage.spine_keys.len())
             .map(|i| {
                 Ok(self
@@ -321,7 +361,7 @@ impl StageScans<'_> {
                 self.partitions,
             )));
         }
-        Ok(plans)
+        Ok((plans, reach))
     }
 
     /// Per scan, the distinct windows (length and grid) its tile sets serve.

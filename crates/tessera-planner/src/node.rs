@@ -89,6 +89,8 @@ pub struct TileSourcePlan {
     pub url: String,
     /// What to do about needed ranges no backfill covers.
     pub fallback: CoverageFallback,
+    /// Whether stages that can be answered by tile lookups are.
+    pub lookup: bool,
 }
 
 /// Features computed from one scan of one source.

@@ -38,6 +38,11 @@ pub struct TesseraOptions {
     pub tile_coverage_fallback: CoverageFallback,
     /// Where tiles live: a folder, `file:///…` or `s3://bucket/prefix`.
     pub tile_store_url: String,
+    /// With tiles and bucketed semantics, answers a stage whose windows all
+    /// merge in constant time by looking its rows' buckets up in a table of
+    /// the tiles they read (rows stay in spine order), instead of sorting
+    /// spine and tiles by key for a sweep. Never a change of result.
+    pub prefer_tile_lookup: bool,
 }
 
 /// The tile store of a first run: a folder beside the working directory.
@@ -52,12 +57,13 @@ impl Default for TesseraOptions {
             continuous_buffer_duration: None,
             tile_coverage_fallback: CoverageFallback::Error,
             tile_store_url: DEFAULT_TILE_STORE_URL.to_string(),
+            prefer_tile_lookup: true,
         }
     }
 }
 
 /// Every option: key without prefix, and its description.
-const OPTIONS: [(&str, &str); 6] = [
+const OPTIONS: [(&str, &str); 7] = [
     (
         "use_materialized_offline_query",
         "Merge complete buckets that intersect each window (bucketed semantics) instead of rescanning raw events.",
@@ -81,6 +87,10 @@ const OPTIONS: [(&str, &str); 6] = [
     (
         "tile_store_url",
         "Where tiles are stored: a folder (default ./tiles), file:///path or s3://bucket/prefix.",
+    ),
+    (
+        "prefer_tile_lookup",
+        "With tiles and bucketed semantics, answer stages of counts, sums, means, variances, min and max by looking each row's buckets up in a table of the tiles it reads (spine order kept) rather than by a sort-merge sweep.",
     ),
 ];
 
@@ -117,6 +127,7 @@ impl TesseraOptions {
                 CoverageFallback::Raw => "raw".to_string(),
             },
             "tile_store_url" => self.tile_store_url.clone(),
+            "prefer_tile_lookup" => self.prefer_tile_lookup.to_string(),
             _ => return None,
         })
     }
@@ -157,6 +168,7 @@ impl ExtensionOptions for TesseraOptions {
                 self.align_offline_chalk_window_with_materialization = parse_bool(key, value)?
             }
             "use_tile_store" => self.use_tile_store = parse_bool(key, value)?,
+            "prefer_tile_lookup" => self.prefer_tile_lookup = parse_bool(key, value)?,
             "continuous_buffer_duration" => {
                 let trimmed = value.trim();
                 self.continuous_buffer_duration =

@@ -134,6 +134,7 @@ pub fn plan_training_set(
     let tiles = options.use_tile_store.then(|| TileSourcePlan {
         url: options.tile_store_url.clone(),
         fallback: options.tile_coverage_fallback,
+        lookup: options.prefer_tile_lookup,
     });
     let node = PointInTimeNode {
         inputs,

@@ -18,7 +18,10 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result, internal_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{
+    EquivalenceProperties, Partitioning, PhysicalExpr, PhysicalSortExpr,
+};
 use datafusion::physical_plan::execution_plan::{
     Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
 };
@@ -46,13 +49,16 @@ impl SpineEnumerateExec {
     /// `time_column` to `times` at the end.
     pub fn new(input: Arc<dyn ExecutionPlan>, time_column: usize, times: Arc<SpineTimes>) -> Self {
         let mut fields: Vec<Arc<Field>> = input.schema().fields().iter().cloned().collect();
+        let fields_len = fields.len();
         fields.push(Arc::new(Field::new(ROW_COLUMN, DataType::UInt64, false)));
         let schema = Arc::new(Schema::new_with_metadata(
             fields,
             input.schema().metadata().clone(),
         ));
+        // Rows leave numbered in order: the numbers ascend.
+        let numbers = PhysicalSortExpr::new_default(Arc::new(Column::new(ROW_COLUMN, fields_len)));
         let properties = PlanProperties::new(
-            EquivalenceProperties::new(schema),
+            EquivalenceProperties::new_with_orderings(schema, [[numbers]]),
             Partitioning::UnknownPartitioning(1),
             EmissionType::Incremental,
             Boundedness::Bounded,

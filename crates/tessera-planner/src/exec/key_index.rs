@@ -31,6 +31,8 @@ type RangeList = Vec<(i64, i64)>;
 #[derive(Debug)]
 pub(crate) struct KeyIndex {
     keys: KeyMap,
+    /// How many keys are numbered.
+    key_count: usize,
     slots: usize,
     /// Where key `k`'s ranges in slot `s` start in `ranges` (entry `k * slots + s`);
     /// the next entry is where they end.
@@ -193,6 +195,7 @@ impl KeyIndex {
         ranges.truncate(kept);
         Self {
             keys,
+            key_count,
             slots,
             offsets,
             ranges,
@@ -209,6 +212,17 @@ impl KeyIndex {
     /// Encodes key columns (of the spine's key types) for [`Self::get`].
     pub(crate) fn batch_keys(&self, columns: &[ArrayRef]) -> Result<BatchKeys> {
         self.keys.encode(columns)
+    }
+
+    /// How many keys the index numbers (`0..key_count()`).
+    pub(crate) fn key_count(&self) -> usize {
+        self.key_count
+    }
+
+    /// The number of the key of row `row` of `keys`, or `None` when no
+    /// spine row (with a time) has that key.
+    pub(crate) fn number(&self, keys: &BatchKeys, row: usize) -> Option<usize> {
+        self.keys.number(keys, row)
     }
 
     /// The ranges in `slot` of the key of row `row` of `keys`, or `None` when

@@ -29,13 +29,12 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
-use datafusion::arrow::compute::kernels::zip::zip;
-use datafusion::arrow::compute::{SortOptions, cast, concat_batches};
+use datafusion::arrow::compute::{SortOptions, concat_batches};
 use datafusion::arrow::datatypes::Int64Type;
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::row::{OwnedRow, Row, RowConverter, Rows, SortField};
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{Result, exec_err, internal_err};
+use datafusion::common::{Result, internal_err};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::Column;
@@ -54,12 +53,11 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::StreamExt;
 use tessera_aggregates::{BucketSource, Part, SlidingAggregate};
-use tessera_time::{
-    EventRange, Grid, TimeRanges, WindowLength, count_before, first_from, format_instant,
-};
+use tessera_time::{EventRange, Grid, TimeRanges, WindowLength, count_before, first_from};
 
 use super::tile_scan::TILE_BUCKET_COLUMN;
 use super::time::{non_null_micros, to_micros};
+use super::window_column::{stage_schema, uncovered_buckets_error, window_column};
 use crate::node::{
     EVENT_TIME_COLUMN, SemanticsPlan, StagePlan, TileSetRef, WindowParts, event_argument_column,
     event_key_column, fmt_stages,
@@ -218,16 +216,6 @@ impl Layout {
                     .collect::<Result<Vec<_>, _>>()
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut fields: Vec<Arc<Field>> = spine.fields().iter().cloned().collect();
-        for feature in &stage.features {
-            for window in &feature.windows {
-                fields.push(Arc::new(Field::new(
-                    &window.column,
-                    feature.aggregate.result_type.clone(),
-                    true,
-                )));
-            }
-        }
         Ok(Self {
             tile_keys: (0..spine_keys.len()).collect(),
             spine_keys,
@@ -235,7 +223,7 @@ impl Layout {
             event_keys,
             event_time: events.index_of(EVENT_TIME_COLUMN)?,
             event_arguments,
-            schema: Arc::new(Schema::new_with_metadata(fields, spine.metadata().clone())),
+            schema: stage_schema(spine, stage),
         })
     }
 }
@@ -697,30 +685,15 @@ impl WindowCursor {
     /// The finished output column of one spine batch, with defaults applied.
     fn finish(&mut self) -> Result<ArrayRef> {
         if let Some(tiles) = self.tiles.as_ref().filter(|t| !t.missing.is_empty()) {
-            let ranges = tiles.missing.ranges();
-            let (first, last) = (ranges[0].0, ranges[ranges.len() - 1].1);
-            return exec_err!(
-                "feature {}: window {} needs buckets that the tiles of series {} (tile set {}) do not cover: {}; backfill them (tessera aggregate backfill --feature {} --store-offline --lower-bound {} --upper-bound {}) or SET tessera.tile_coverage_fallback = 'raw'",
-                self.feature_name,
+            return Err(uncovered_buckets_error(
+                &self.feature_name,
                 self.window,
-                tiles.tile_set.series,
-                tiles.tile_set.id,
-                tiles.missing,
-                self.feature_name,
-                format_instant(first),
-                format_instant(last)
-            );
+                &tiles.tile_set,
+                &tiles.missing,
+            ));
         }
         let (values, empty) = self.aggregate.finish()?;
-        let values = if values.data_type() == &self.result_type {
-            values
-        } else {
-            cast(&values, &self.result_type)?
-        };
-        match &self.default {
-            Some(default) => Ok(zip(&empty, &default.to_scalar()?, &values)?),
-            None => Ok(values),
-        }
+        window_column(values, &empty, &self.result_type, self.default.as_ref())
     }
 }
 

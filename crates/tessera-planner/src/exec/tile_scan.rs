@@ -159,6 +159,11 @@ impl TileReach {
         Ok(start.zip(end))
     }
 
+    /// The per-key index, once the spine is read and indexed.
+    pub(crate) async fn index(&self) -> Result<Arc<KeyIndex>> {
+        self.index.clone().await.map_err(DataFusionError::Shared)
+    }
+
     /// The index slot of scan `scan` (`served[scan]` when built).
     pub fn slot_of(&self, scan: usize) -> usize {
         self.slots[scan]

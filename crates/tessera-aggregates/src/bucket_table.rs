@@ -1,0 +1,100 @@
+//! Bucket tables: one function's decoded bucket states, read as ranges.
+//!
+//! A tile lookup answers a window by merging the states of a contiguous
+//! range of one key's buckets, for each spine row on its own — no sliding,
+//! so spine rows can be answered in any order and on any thread. A
+//! [`BucketTable`] holds those states decoded once, laid out key after key
+//! and bucket after bucket by whoever built it; it is read-only, so one
+//! table serves every thread answering rows.
+
+use std::fmt::Debug;
+use std::ops::Range;
+
+use datafusion::arrow::array::{ArrayRef, BooleanArray};
+use datafusion::common::Result;
+use smallvec::SmallVec;
+
+use crate::function::decode_states;
+use crate::state::{PartialState, StateFactory, WindowOutput};
+
+/// Decoded bucket states of one function, answering windows over ranges of them.
+pub trait BucketTable: Send + Sync + Debug {
+    /// How many states the table holds.
+    fn len(&self) -> usize;
+    /// Whether the table holds no state.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Heap bytes of the decoded states, for DataFusion's memory accounting.
+    fn heap_bytes(&self) -> usize;
+    /// An empty output column of window values.
+    fn output(&self) -> WindowValues;
+    /// Appends to `out` the value of the window holding the states `rows`
+    /// (the empty window when `rows` is empty).
+    fn append_window(&self, rows: Range<usize>, out: &mut WindowValues);
+}
+
+/// The values a [`BucketTable`] appended, one per spine row.
+#[derive(Debug)]
+pub struct WindowValues(WindowOutput);
+
+impl WindowValues {
+    /// Appends a null (a spine row without a time).
+    pub fn push_null(&mut self) {
+        self.0.push_null();
+    }
+
+    /// The values as a column and, per row, whether the window was empty;
+    /// or the first error met while merging.
+    pub fn finish(&mut self) -> Result<(ArrayRef, BooleanArray)> {
+        self.0.finish()
+    }
+}
+
+/// The [`BucketTable`] of any [`StateFactory`]: its states, decoded once.
+#[derive(Debug)]
+pub struct DecodedBuckets<F: StateFactory> {
+    factory: F,
+    states: Vec<F::State>,
+}
+
+impl<F: StateFactory> DecodedBuckets<F> {
+    /// Decodes every row of `columns` (laid out as the function's state
+    /// fields), validating each state; a bad one fails naming its row.
+    pub fn decode(factory: F, columns: &[ArrayRef]) -> Result<Self> {
+        let rows = columns.first().map_or(0, |c| c.len());
+        let mut states = Vec::with_capacity(rows);
+        decode_states(&factory, columns, 0..rows, &mut states)?;
+        Ok(Self { factory, states })
+    }
+}
+
+/// A window holds up to a few dozen buckets; their references stay on the stack.
+type StateRefs<'a, S> = SmallVec<[&'a S; 32]>;
+
+impl<F: StateFactory> BucketTable for DecodedBuckets<F> {
+    fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.states.capacity() * std::mem::size_of::<F::State>()
+            + self.states.iter().map(PartialState::size).sum::<usize>()
+    }
+
+    fn output(&self) -> WindowValues {
+        WindowValues(WindowOutput::new(self.factory.result_type()))
+    }
+
+    fn append_window(&self, rows: Range<usize>, out: &mut WindowValues) {
+        let states = &self.states[rows];
+        out.0.append(|values| {
+            if states.is_empty() {
+                self.factory.empty().append_result(values)?;
+                return Ok(true);
+            }
+            let refs: StateRefs<'_, F::State> = states.iter().collect();
+            F::State::append_merged(&refs, values)
+        });
+    }
+}

@@ -1,0 +1,480 @@
+//! [`LookupTable`]: the bucket states a [`super::TileLookupExec`] stage
+//! reads, grouped by key and ordered by bucket.
+//!
+//! The table is built once per query from every tile row the stage's scans
+//! kept (those some spine row reads) and from the raw events the stage
+//! reads (buckets the tiles do not cover, with `tile_coverage_fallback =
+//! 'raw'`): rows are numbered by the spine's key index ([`KeyIndex`]) and
+//! laid out by a counting sort on that number, so a key's buckets are one
+//! contiguous, bucket-ordered run ([`KeyedBuckets`]) and a window is the
+//! run's sub-range between two binary searches. The tile sets of one scan
+//! share their layout; a window whose buckets also come from raw events gets
+//! one of its own. States are decoded once, into each function's
+//! [`BucketTable`].
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, RecordBatch, UInt32Array, new_empty_array,
+};
+use datafusion::arrow::compute::{concat, interleave, take};
+use datafusion::arrow::datatypes::{Int64Type, Schema};
+use datafusion::common::{Result, exec_err};
+use tessera_aggregates::{AggregateImplementation, BucketTable};
+use tessera_time::{EventRange, Grid, TimeRanges};
+
+use super::TileInput;
+use super::key_index::KeyIndex;
+use super::time::to_micros;
+
+/// The buckets of every key in one layout: key `k`'s are
+/// `offsets[k]..offsets[k + 1]`, ascending by start.
+#[derive(Debug)]
+pub(crate) struct KeyedBuckets {
+    offsets: Vec<usize>,
+    starts: Vec<i64>,
+}
+
+impl KeyedBuckets {
+    /// The rows of `key`'s buckets whose start lies in `body`.
+    pub(crate) fn rows(&self, key: usize, body: EventRange) -> Range<usize> {
+        let (first, end) = (self.offsets[key], self.offsets[key + 1]);
+        let starts = &self.starts[first..end];
+        let low = body
+            .start
+            .map_or(0, |start| starts.partition_point(|&s| s < start));
+        let high = starts.partition_point(|&s| s < body.end).max(low);
+        first + low..first + high
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.offsets.capacity() * size_of::<usize>() + self.starts.capacity() * size_of::<i64>()
+    }
+}
+
+/// Where a bucket row comes from: its position among the rows it is laid
+/// out from (tile batches one after another, then raw buckets).
+type RowAt = u32;
+
+/// Where an event is: row `1` of batch `0`.
+type EventAt = (usize, usize);
+
+/// One bucket row to lay out: its key number, bucket start and origin.
+type KeyedRow = (usize, i64, RowAt);
+
+/// Lays `rows` out by key (a counting sort on the key number, which keeps
+/// their order within a key), then orders each key's rows by bucket start.
+/// Returns the layout and, per laid-out row, where it came from.
+fn lay_out(key_count: usize, mut rows: Vec<KeyedRow>) -> (KeyedBuckets, Vec<RowAt>) {
+    let mut offsets = vec![0usize; key_count + 1];
+    for &(key, _, _) in &rows {
+        offsets[key + 1] += 1;
+    }
+    for key in 0..key_count {
+        offsets[key + 1] += offsets[key];
+    }
+    let mut next = offsets.clone();
+    let mut sorted: Vec<(i64, RowAt)> = vec![(0, 0); rows.len()];
+    for (key, start, at) in rows.drain(..) {
+        sorted[next[key]] = (start, at);
+        next[key] += 1;
+    }
+    for key in 0..key_count {
+        let run = &mut sorted[offsets[key]..offsets[key + 1]];
+        // Tile files hold a key's buckets in order; rows from several files may not be.
+        if !run.is_sorted_by_key(|(start, _)| *start) {
+            run.sort_by_key(|(start, at)| (*start, *at));
+        }
+    }
+    let (starts, order) = sorted.into_iter().unzip();
+    (KeyedBuckets { offsets, starts }, order)
+}
+
+/// The rows of one tile scan laid out by key and bucket: what its tile sets share.
+pub(crate) struct ScanRows {
+    layout: Arc<KeyedBuckets>,
+    /// The scan's state columns, in the layout's order.
+    states: Vec<ArrayRef>,
+}
+
+impl ScanRows {
+    /// Numbers every row of `batches` (of `schema`: key columns, bucket
+    /// start, state columns) by key and lays the state columns out by key
+    /// and bucket. Rows whose key no spine row has are dropped: no row reads them.
+    pub(crate) fn new(
+        index: &KeyIndex,
+        schema: &Schema,
+        batches: &[RecordBatch],
+        key_columns: usize,
+    ) -> Result<Self> {
+        let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        if u32::try_from(total).is_err() {
+            return exec_err!(
+                "a tile lookup reads at most {} tile rows, not {total}",
+                u32::MAX
+            );
+        }
+        let mut rows = Vec::with_capacity(total);
+        let mut first_row = 0;
+        for batch in batches {
+            let keys = index.batch_keys(&batch.columns()[..key_columns])?;
+            let starts = batch.column(key_columns).as_primitive::<Int64Type>();
+            // Files hold each key's rows together: look a key up once per run.
+            let mut key = None;
+            for (row, start) in starts.values().iter().enumerate() {
+                if row == 0 || !keys.same_key(row, row - 1) {
+                    key = index.number(&keys, row);
+                }
+                if let Some(key) = key {
+                    rows.push((key, *start, (first_row + row) as RowAt));
+                }
+            }
+            first_row += batch.num_rows();
+        }
+        let (layout, order) = lay_out(index.key_count(), rows);
+        let order = UInt32Array::from(order);
+        let columns: Vec<usize> = (key_columns + 1..schema.fields().len()).collect();
+        // Tile sets of a series share the columns they keep alike (mean's
+        // sum and count are sum's): such a column is laid out once.
+        let same_as = |column: usize| {
+            columns
+                .iter()
+                .copied()
+                .take_while(|&c| c < column)
+                .find(|&earlier| {
+                    batches
+                        .iter()
+                        .all(|b| Arc::ptr_eq(b.column(earlier), b.column(column)))
+                })
+        };
+        let distinct: Vec<usize> = columns
+            .iter()
+            .copied()
+            .filter(|&c| batches.is_empty() || same_as(c).is_none())
+            .collect();
+        let laid_out = lay_out_columns(batches, schema, &distinct, &order)?;
+        let states: Vec<ArrayRef> = columns
+            .iter()
+            .map(|&c| {
+                let source = same_as(c).filter(|_| !batches.is_empty()).unwrap_or(c);
+                let at = distinct
+                    .iter()
+                    .position(|&d| d == source)
+                    .unwrap_or_default();
+                Arc::clone(&laid_out[at])
+            })
+            .collect();
+        Ok(Self {
+            layout: Arc::new(layout),
+            states,
+        })
+    }
+
+    /// How many rows the scan kept.
+    pub(crate) fn len(&self) -> usize {
+        self.layout.starts.len()
+    }
+
+    /// Every row as laid out: key number, bucket start, position.
+    fn keyed_rows(&self) -> Vec<KeyedRow> {
+        let offsets = &self.layout.offsets;
+        let mut rows = Vec::with_capacity(self.len());
+        for key in 0..offsets.len().saturating_sub(1) {
+            for row in offsets[key]..offsets[key + 1] {
+                rows.push((key, self.layout.starts[row], row as RowAt));
+            }
+        }
+        rows
+    }
+}
+
+/// Columns `columns` of `batches` (of `schema`), concatenated and taken in
+/// `order`, on two threads (each column is a pass over every row).
+fn lay_out_columns(
+    batches: &[RecordBatch],
+    schema: &Schema,
+    columns: &[usize],
+    order: &UInt32Array,
+) -> Result<Vec<ArrayRef>> {
+    let lay_out_one = |column: usize| -> Result<ArrayRef> {
+        let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(column).as_ref()).collect();
+        match arrays.as_slice() {
+            [] => Ok(new_empty_array(schema.field(column).data_type())),
+            _ => Ok(take(&concat(&arrays)?, order, None)?),
+        }
+    };
+    let (first, second) = columns.split_at(columns.len() / 2);
+    let (first, second) = std::thread::scope(|scope| {
+        let first = scope.spawn(|| {
+            first
+                .iter()
+                .map(|&c| lay_out_one(c))
+                .collect::<Result<Vec<_>>>()
+        });
+        let second = second
+            .iter()
+            .map(|&c| lay_out_one(c))
+            .collect::<Result<Vec<_>>>();
+        (first.join(), second)
+    });
+    let mut laid_out = match first {
+        Ok(first) => first?,
+        Err(_) => return exec_err!("laying out tile columns panicked"),
+    };
+    laid_out.extend(second?);
+    Ok(laid_out)
+}
+
+/// Bucket states built from raw events: one row per key and bucket.
+struct RawBuckets {
+    rows: Vec<(usize, i64)>,
+    states: Vec<ArrayRef>,
+}
+
+/// Where a stage's events keep their keys, time and each feature's arguments.
+#[derive(Debug, Clone)]
+pub(crate) struct EventColumns {
+    pub(crate) keys: Vec<usize>,
+    pub(crate) time: usize,
+    pub(crate) arguments: Vec<Vec<usize>>,
+}
+
+/// The raw events a stage read, numbered by key.
+pub(crate) struct KeyedEvents {
+    batches: Vec<RecordBatch>,
+    /// Per event: key number, time, and where it is.
+    events: Vec<(usize, i64, EventAt)>,
+    /// Per key, its earliest event (`i64::MAX` when it has none).
+    first: Vec<i64>,
+}
+
+impl KeyedEvents {
+    /// Numbers every event of `batches` whose key some spine row has.
+    pub(crate) fn new(
+        index: &KeyIndex,
+        batches: Vec<RecordBatch>,
+        columns: &EventColumns,
+    ) -> Result<Self> {
+        let mut events = Vec::new();
+        let mut first = vec![i64::MAX; index.key_count()];
+        for (b, batch) in batches.iter().enumerate() {
+            let key_columns: Vec<ArrayRef> = columns
+                .keys
+                .iter()
+                .map(|&i| Arc::clone(batch.column(i)))
+                .collect();
+            let keys = index.batch_keys(&key_columns)?;
+            let times = to_micros(batch.column(columns.time))?;
+            for row in 0..batch.num_rows() {
+                let (Some(key), false) = (index.number(&keys, row), times.is_null(row)) else {
+                    continue;
+                };
+                let ts = times.value(row);
+                first[key] = first[key].min(ts);
+                events.push((key, ts, (b, row)));
+            }
+        }
+        Ok(Self {
+            batches,
+            events,
+            first,
+        })
+    }
+
+    /// How many events were read.
+    pub(crate) fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Per key, the start on `grid` of the bucket of its earliest event.
+    fn first_buckets(&self, grid: &Grid) -> Vec<Option<i64>> {
+        self.first
+            .iter()
+            .map(|&ts| (ts != i64::MAX).then(|| grid.floor(ts)))
+            .collect()
+    }
+
+    /// The states, per key and bucket of `grid` that `coverage` does not
+    /// cover, of the events' `arguments` columns under `function`.
+    fn uncovered_buckets(
+        &self,
+        function: &dyn AggregateImplementation,
+        arguments: &[usize],
+        grid: &Grid,
+        coverage: &TimeRanges,
+    ) -> Result<Option<RawBuckets>> {
+        let mut events: Vec<(usize, i64, i64, EventAt)> = self
+            .events
+            .iter()
+            .map(|&(key, ts, at)| (key, grid.floor(ts), ts, at))
+            .filter(|(_, bucket, _, _)| !coverage.contains(*bucket))
+            .collect();
+        if events.is_empty() {
+            return Ok(None);
+        }
+        // Each bucket's events folded in time order, as the sweep folds them.
+        events.sort_unstable();
+        let mut rows: Vec<(usize, i64)> = Vec::new();
+        let mut bounds = Vec::new();
+        for (i, &(key, bucket, _, _)) in events.iter().enumerate() {
+            if rows.last() != Some(&(key, bucket)) {
+                rows.push((key, bucket));
+                bounds.push(i);
+            }
+        }
+        bounds.push(events.len());
+        let order: Vec<EventAt> = events.iter().map(|(.., at)| *at).collect();
+        let columns = arguments
+            .iter()
+            .map(|&column| {
+                let arrays: Vec<&dyn Array> = self
+                    .batches
+                    .iter()
+                    .map(|batch| batch.column(column).as_ref())
+                    .collect();
+                Ok(interleave(&arrays, &order)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let states = function.run_states(&columns, &bounds)?;
+        Ok(Some(RawBuckets { rows, states }))
+    }
+}
+
+/// One feature's buckets on one grid, decoded.
+#[derive(Debug)]
+pub(crate) struct SourceTable {
+    /// Its layout (shared with the other tile sets of its scan when every
+    /// bucket comes from tiles).
+    pub(crate) layout: Arc<KeyedBuckets>,
+    pub(crate) states: Box<dyn BucketTable>,
+    /// Per key, the bucket of its earliest event read; empty when no event was.
+    pub(crate) first_needed: Vec<Option<i64>>,
+}
+
+impl SourceTable {
+    /// Decodes the buckets of `input` (a tile set read by `scan`), adding
+    /// the buckets its tiles do not cover from `events` (which are only read
+    /// where some row reads them raw).
+    pub(crate) fn build(
+        function: &dyn AggregateImplementation,
+        input: &TileInput,
+        grid: &Grid,
+        arguments: &[usize],
+        scan: &ScanRows,
+        events: &KeyedEvents,
+        key_count: usize,
+    ) -> Result<Self> {
+        let tile_states = &scan.states[input.states.clone()];
+        let raw = match events.len() {
+            0 => None,
+            _ => events.uncovered_buckets(function, arguments, grid, &input.coverage)?,
+        };
+        let (layout, states) = match raw {
+            None => (
+                Arc::clone(&scan.layout),
+                function.bucket_table(tile_states)?,
+            ),
+            Some(raw) => {
+                // Raw buckets are rows after the tiles'.
+                let first = scan.len();
+                if u32::try_from(first + raw.rows.len()).is_err() {
+                    return exec_err!(
+                        "a tile lookup reads at most {} bucket rows, not {}",
+                        u32::MAX,
+                        first + raw.rows.len()
+                    );
+                }
+                let mut rows = scan.keyed_rows();
+                rows.extend(
+                    raw.rows
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &(key, start))| (key, start, (first + i) as RowAt)),
+                );
+                let (layout, order) = lay_out(key_count, rows);
+                let order = UInt32Array::from(order);
+                let columns = tile_states
+                    .iter()
+                    .zip(&raw.states)
+                    .map(|(tiles, raw)| {
+                        Ok(take(
+                            &concat(&[tiles.as_ref(), raw.as_ref()])?,
+                            &order,
+                            None,
+                        )?)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                (Arc::new(layout), function.bucket_table(&columns)?)
+            }
+        };
+        Ok(Self {
+            layout,
+            states,
+            first_needed: match events.len() {
+                0 => Vec::new(),
+                _ => events.first_buckets(grid),
+            },
+        })
+    }
+}
+
+/// Every window source of a stage, with the index that numbers its keys.
+#[derive(Debug)]
+pub(crate) struct LookupTable {
+    pub(crate) index: Arc<KeyIndex>,
+    pub(crate) sources: Vec<SourceTable>,
+    /// The distinct searches a row needs: a source whose layout to search
+    /// and a window shape whose body to search for. Windows of one shape
+    /// whose sources share a layout (the aggregations of one series) find
+    /// the same rows.
+    pub(crate) searches: Vec<(usize, usize)>,
+    /// Per window of the stage, its search.
+    pub(crate) window_searches: Vec<usize>,
+}
+
+impl LookupTable {
+    /// The table of `sources` for windows reading source and shape `windows`.
+    pub(crate) fn new(
+        index: Arc<KeyIndex>,
+        sources: Vec<SourceTable>,
+        windows: impl IntoIterator<Item = (usize, usize)>,
+    ) -> Self {
+        let mut searches: Vec<(usize, usize)> = Vec::new();
+        let window_searches = windows
+            .into_iter()
+            .map(|(source, shape)| {
+                let layout = Arc::as_ptr(&sources[source].layout);
+                let same = |&(s, sh): &(usize, usize)| {
+                    sh == shape && Arc::as_ptr(&sources[s].layout) == layout
+                };
+                searches.iter().position(same).unwrap_or_else(|| {
+                    searches.push((source, shape));
+                    searches.len() - 1
+                })
+            })
+            .collect();
+        Self {
+            index,
+            sources,
+            searches,
+            window_searches,
+        }
+    }
+
+    /// Heap bytes of the decoded states and of each layout (once, however
+    /// many sources share it), for DataFusion's memory accounting.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let mut layouts: Vec<*const KeyedBuckets> = Vec::new();
+        let mut bytes = 0;
+        for source in &self.sources {
+            bytes += source.states.heap_bytes();
+            let layout = Arc::as_ptr(&source.layout);
+            if !layouts.contains(&layout) {
+                layouts.push(layout);
+                bytes += source.layout.heap_bytes();
+            }
+        }
+        bytes
+    }
+}

@@ -1,0 +1,733 @@
+//! [`TileLookupExec`]: one stage of a bucketed training set answered by
+//! looking each spine row's buckets up in a table of its tiles.
+//!
+//! Bucketed windows (without a continuous buffer) read whole buckets only.
+//! When they come from tiles and the stage's functions merge in constant
+//! time (counts, sums, means, variances, min and max of numbers), a row's
+//! value is the merge of one contiguous run of its key's bucket states —
+//! nothing needs to slide. So, where [`super::PointInTimeExec`] has spine,
+//! events and tiles co-partitioned and sorted by key and the result sorted
+//! back into spine order, this plan works like a hash join whose build side
+//! is the tiles:
+//!
+//! 1. each partition first reads its input (the numbered spine, or the rows
+//!    of the previous stage) — reading the spine is what publishes its times
+//!    and rows, which the tile scans and the events wait for;
+//! 2. once for all partitions, it reads every partition of every tile scan
+//!    (the rows some spine row reads) and of the events (only those read
+//!    raw: none when the tiles cover every bucket any row needs, and then
+//!    the events' scan never starts), and lays them out by key and bucket
+//!    in a [`LookupTable`], reserved in DataFusion's memory pool;
+//! 3. it answers its input's batches in their order, several at once on
+//!    blocking threads: per row, per window, two binary searches in the
+//!    key's buckets and one merge of the states between them.
+//!
+//! Rows keep their order and partition, so no sort or repartition surrounds
+//! the stage, and [`super::RestoreSpineOrderExec`] finds a plan already in
+//! spine order. Coverage is checked as the sweep checks it: with
+//! `tile_coverage_fallback = 'raw'` the buckets the tiles do not cover are
+//! built from the raw events read; otherwise a row needing such a bucket
+//! (from its key's first event on) fails the query naming the ranges.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{concat_batches, take};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::runtime::SpawnedTask;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DataFusionError, Result, ScalarValue, internal_err};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{
+    Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
+};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
+};
+use futures::future::{BoxFuture, Shared};
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use tessera_aggregates::{AggregateImplementation, WindowValues};
+use tessera_time::{EventRange, Grid, TimeRanges, WindowLength};
+
+use super::lookup_table::{EventColumns, KeyedEvents, LookupTable, ScanRows, SourceTable};
+use super::time::to_micros;
+use super::window_column::{stage_schema, uncovered_buckets_error, window_column};
+use super::{TileInput, TileReach, serving_input};
+use crate::node::{
+    EVENT_TIME_COLUMN, SemanticsPlan, StagePlan, event_argument_column, event_key_column,
+    fmt_stages,
+};
+use crate::options::CoverageFallback;
+
+type SharedTable = Shared<BoxFuture<'static, Result<Arc<BuiltTable>, Arc<DataFusionError>>>>;
+
+/// A stage answered by tile lookups, in its input's order.
+#[derive(Debug)]
+pub struct TileLookupExec {
+    input: Arc<dyn ExecutionPlan>,
+    events: Arc<dyn ExecutionPlan>,
+    tile_scans: Vec<Arc<dyn ExecutionPlan>>,
+    tiles: Vec<TileInput>,
+    reach: Arc<TileReach>,
+    fallback: CoverageFallback,
+    stage: Arc<StagePlan>,
+    semantics: SemanticsPlan,
+    time_column: String,
+    plan: Arc<LookupPlan>,
+    /// The table, built by the first partition that needs it, for all.
+    table: Mutex<Option<SharedTable>>,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+/// One window of the stage, as a lookup answers it.
+#[derive(Debug)]
+struct LookupWindow {
+    /// The feature's name, for errors.
+    feature: String,
+    window: WindowLength,
+    /// Its source (feature and grid) among the table's.
+    source: usize,
+    /// Its length and grid among the stage's distinct ones.
+    shape: usize,
+    /// The tile set serving it.
+    tiles: TileInput,
+    result_type: DataType,
+    default: Option<ScalarValue>,
+}
+
+/// One feature's buckets on one grid: what the table decodes.
+#[derive(Debug)]
+struct SourceSpec {
+    function: Arc<dyn AggregateImplementation>,
+    grid: Grid,
+    input: TileInput,
+    /// The feature's argument columns in the events.
+    arguments: Vec<usize>,
+}
+
+/// What answering the stage needs, worked out once at planning.
+#[derive(Debug)]
+struct LookupPlan {
+    spine_keys: Vec<usize>,
+    spine_time: usize,
+    events: EventColumns,
+    /// The key columns of the tile scans (their bucket column follows).
+    tile_key_columns: usize,
+    sources: Vec<SourceSpec>,
+    shapes: Vec<(WindowLength, Grid)>,
+    windows: Vec<LookupWindow>,
+    semantics: SemanticsPlan,
+    strict: bool,
+    schema: SchemaRef,
+}
+
+/// The table and the memory it holds.
+#[derive(Debug)]
+struct BuiltTable {
+    table: LookupTable,
+    _reservation: MemoryReservation,
+}
+
+impl TileLookupExec {
+    /// The stage `stage` over `input` (which carries the spine's key and time
+    /// columns), reading its buckets from `tile_scans` (which `tiles` name,
+    /// all reading through `reach`) and, where they do not cover them, from `events`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn try_new(
+        input: Arc<dyn ExecutionPlan>,
+        events: Arc<dyn ExecutionPlan>,
+        tiles: Vec<TileInput>,
+        tile_scans: Vec<Arc<dyn ExecutionPlan>>,
+        reach: Arc<TileReach>,
+        fallback: CoverageFallback,
+        stage: Arc<StagePlan>,
+        semantics: SemanticsPlan,
+        time_column: String,
+    ) -> Result<Self> {
+        let plan = Arc::new(LookupPlan::try_new(
+            &input,
+            &events,
+            &tiles,
+            &stage,
+            semantics,
+            &time_column,
+            fallback,
+        )?);
+        let ordering = input.output_ordering().cloned();
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new_with_orderings(Arc::clone(&plan.schema), ordering),
+            Partitioning::UnknownPartitioning(
+                input.properties().output_partitioning().partition_count(),
+            ),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        );
+        Ok(Self {
+            input,
+            events,
+            tile_scans,
+            tiles,
+            reach,
+            fallback,
+            stage,
+            semantics,
+            time_column,
+            plan,
+            table: Mutex::new(None),
+            properties: Arc::new(properties),
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+
+    /// The table, building it (once) with `context`.
+    fn table(&self, context: &Arc<TaskContext>) -> Result<SharedTable> {
+        let mut table = self
+            .table
+            .lock()
+            .map_err(|_| DataFusionError::Internal("TileLookupExec's table lock".into()))?;
+        let build = table.get_or_insert_with(|| {
+            let build = TableBuild {
+                plan: Arc::clone(&self.plan),
+                events: Arc::clone(&self.events),
+                tile_scans: self.tile_scans.clone(),
+                reach: Arc::clone(&self.reach),
+                context: Arc::clone(context),
+                tile_rows: MetricBuilder::new(&self.metrics).counter("tile_rows_loaded", 0),
+                events_read: MetricBuilder::new(&self.metrics).counter("events_read", 0),
+            };
+            async move { build.run().await.map(Arc::new).map_err(Arc::new) }
+                .boxed()
+                .shared()
+        });
+        Ok(build.clone())
+    }
+}
+
+impl LookupPlan {
+    fn try_new(
+        input: &Arc<dyn ExecutionPlan>,
+        events: &Arc<dyn ExecutionPlan>,
+        tiles: &[TileInput],
+        stage: &StagePlan,
+        semantics: SemanticsPlan,
+        time_column: &str,
+        fallback: CoverageFallback,
+    ) -> Result<Self> {
+        let (input_schema, event_schema) = (input.schema(), events.schema());
+        let spine_keys = stage
+            .spine_keys
+            .iter()
+            .map(|k| input_schema.index_of(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let event_arguments = stage
+            .features
+            .iter()
+            .enumerate()
+            .map(|(i, feature)| {
+                (0..feature.argument_columns)
+                    .map(|j| event_schema.index_of(&event_argument_column(i, j)))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let event_columns = EventColumns {
+            keys: (0..spine_keys.len())
+                .map(|i| event_schema.index_of(&event_key_column(i)))
+                .collect::<Result<Vec<_>, _>>()?,
+            time: event_schema.index_of(EVENT_TIME_COLUMN)?,
+            arguments: event_arguments,
+        };
+        let mut plan = Self {
+            spine_time: input_schema.index_of(time_column)?,
+            tile_key_columns: spine_keys.len(),
+            spine_keys,
+            events: event_columns,
+            sources: Vec::new(),
+            shapes: Vec::new(),
+            windows: Vec::new(),
+            semantics,
+            strict: fallback == CoverageFallback::Error,
+            schema: stage_schema(&input_schema, stage),
+        };
+        for (index, feature) in stage.features.iter().enumerate() {
+            for window in &feature.windows {
+                let Some(input) = serving_input(tiles, index, &window.grid) else {
+                    return internal_err!(
+                        "TileLookupExec: no tile set serves {} on grid {}",
+                        window.column,
+                        window.grid
+                    );
+                };
+                let source = plan.source(index, &tiles[input], stage)?;
+                let shape = plan.shape(window.window, window.grid);
+                plan.windows.push(LookupWindow {
+                    feature: feature.name.to_string(),
+                    window: window.window,
+                    source,
+                    shape,
+                    tiles: tiles[input].clone(),
+                    result_type: feature.aggregate.result_type.clone(),
+                    default: feature.default.clone(),
+                });
+            }
+        }
+        Ok(plan)
+    }
+
+    /// The position of the source of `feature` read from `input`, added when new.
+    fn source(&mut self, feature: usize, input: &TileInput, stage: &StagePlan) -> Result<usize> {
+        let same = |s: &SourceSpec| s.input.feature == feature && s.grid == input.tile_set.grid;
+        if let Some(known) = self.sources.iter().position(same) {
+            return Ok(known);
+        }
+        self.sources.push(SourceSpec {
+            function: stage.features[feature].aggregate.implementation()?,
+            grid: input.tile_set.grid,
+            input: input.clone(),
+            arguments: self.events.arguments[feature].clone(),
+        });
+        Ok(self.sources.len() - 1)
+    }
+
+    /// The position of `window` on `grid` among the distinct shapes, added when new.
+    fn shape(&mut self, window: WindowLength, grid: Grid) -> usize {
+        match self.shapes.iter().position(|s| *s == (window, grid)) {
+            Some(known) => known,
+            None => {
+                self.shapes.push((window, grid));
+                self.shapes.len() - 1
+            }
+        }
+    }
+
+    /// Answers every window of the stage for every row of `batch`.
+    ///
+    /// Rows are answered in order of key number and time, not in the
+    /// batch's order: a key's buckets lie together in the table, in key
+    /// number order, so a batch's rows then walk the table forward and
+    /// reuse what the previous row of the key brought into the cache, where
+    /// the spine's order would jump across the table at every row. Rows of
+    /// one key whose windows hold the same buckets (bucketed windows depend
+    /// on the row's bucket only, and busy keys have many rows a bucket)
+    /// are answered once. The values are put back into the batch's order at
+    /// the end.
+    fn answer(&self, table: &LookupTable, batch: &RecordBatch) -> Result<RecordBatch> {
+        let keys: Vec<ArrayRef> = self
+            .spine_keys
+            .iter()
+            .map(|&i| Arc::clone(batch.column(i)))
+            .collect();
+        let keys = table.index.batch_keys(&keys)?;
+        let times = to_micros(batch.column(self.spine_time))?;
+        // Rows without a time sort last; a key no spine row with a time has
+        // (a null key) is `None` and reads nothing.
+        let mut order: Vec<(Option<usize>, i64, u32)> = (0..batch.num_rows())
+            .map(|row| match times.is_null(row) {
+                true => (Some(usize::MAX), i64::MAX, row as u32),
+                false => (table.index.number(&keys, row), times.value(row), row as u32),
+            })
+            .collect();
+        order.sort_unstable();
+        let mut outputs: Vec<WindowValues> = self
+            .windows
+            .iter()
+            .map(|w| table.sources[w.source].states.output())
+            .collect();
+        let mut missing = vec![TimeRanges::new(); self.windows.len()];
+        // Per row, the answer (the output position) it shares.
+        let mut answers = vec![0u32; order.len()];
+        let mut answered = 0u32;
+        let mut last: Option<(Option<usize>, Vec<EventRange>)> = None;
+        let mut found: Vec<Range<usize>> = Vec::with_capacity(table.searches.len());
+        for &(key, t, row) in &order {
+            let bodies = match times.is_null(row as usize) {
+                true => None,
+                false => Some(
+                    self.shapes
+                        .iter()
+                        .map(|(window, grid)| self.semantics.parts(*window, grid, t).body)
+                        .collect::<Vec<_>>(),
+                ),
+            };
+            let same = match (&last, &bodies) {
+                (Some((last_key, last_bodies)), Some(bodies)) => {
+                    *last_key == key && last_bodies == bodies
+                }
+                _ => false,
+            };
+            if !same || answered == 0 {
+                answered += 1;
+                match &bodies {
+                    None => outputs.iter_mut().for_each(WindowValues::push_null),
+                    Some(bodies) => {
+                        self.answer_row(table, key, bodies, &mut found, &mut outputs, &mut missing)
+                    }
+                }
+            }
+            answers[row as usize] = answered - 1;
+            last = bodies.map(|bodies| (key, bodies));
+        }
+        let answers = UInt32Array::from(answers);
+        let mut columns = batch.columns().to_vec();
+        for ((window, out), missing) in self.windows.iter().zip(&mut outputs).zip(&missing) {
+            if !missing.is_empty() {
+                return Err(uncovered_buckets_error(
+                    &window.feature,
+                    window.window,
+                    &window.tiles.tile_set,
+                    missing,
+                ));
+            }
+            let (values, empty) = out.finish()?;
+            let values =
+                window_column(values, &empty, &window.result_type, window.default.as_ref())?;
+            columns.push(take(&values, &answers, None)?);
+        }
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+
+    /// Appends the value of every window of `key` with bodies `bodies` (per
+    /// shape) to `outputs`, noting uncovered buckets in `missing`.
+    fn answer_row(
+        &self,
+        table: &LookupTable,
+        key: Option<usize>,
+        bodies: &[EventRange],
+        found: &mut Vec<Range<usize>>,
+        outputs: &mut [WindowValues],
+        missing: &mut [TimeRanges],
+    ) {
+        found.clear();
+        found.extend(table.searches.iter().map(|&(source, shape)| {
+            key.map_or(0..0, |key| {
+                table.sources[source].layout.rows(key, bodies[shape])
+            })
+        }));
+        let windows = self.windows.iter().zip(&table.window_searches);
+        for (((window, search), out), missing) in windows.zip(outputs).zip(missing) {
+            let source = &table.sources[window.source];
+            source.states.append_window(found[*search].clone(), out);
+            if let (true, Some(key)) = (self.strict, key) {
+                let body = bodies[window.shape];
+                note_uncovered(source, &window.tiles.coverage, key, body, missing);
+            }
+        }
+    }
+}
+
+/// Adds to `missing` the buckets of `body` from `key`'s first event on that
+/// `coverage` does not cover (nothing when no event of the key was read:
+/// then the tiles cover every bucket any row needs, or the key has none).
+fn note_uncovered(
+    source: &SourceTable,
+    coverage: &TimeRanges,
+    key: usize,
+    body: EventRange,
+    missing: &mut TimeRanges,
+) {
+    let Some(first) = source.first_needed.get(key).copied().flatten() else {
+        return;
+    };
+    let start = body.start.map_or(first, |s| s.max(first));
+    if !coverage.contains_range(start, body.end) {
+        *missing = missing.union(&coverage.missing(start, body.end));
+    }
+}
+
+/// Building the table: reading the tile scans and events, laying them out.
+struct TableBuild {
+    plan: Arc<LookupPlan>,
+    events: Arc<dyn ExecutionPlan>,
+    tile_scans: Vec<Arc<dyn ExecutionPlan>>,
+    reach: Arc<TileReach>,
+    context: Arc<TaskContext>,
+    tile_rows: Count,
+    events_read: Count,
+}
+
+impl TableBuild {
+    async fn run(self) -> Result<BuiltTable> {
+        let reservation =
+            MemoryConsumer::new("TileLookupExec table").register(self.context.memory_pool());
+        let scans = futures::future::try_join_all(
+            self.tile_scans
+                .iter()
+                .map(|scan| read_all(scan, &self.context, &reservation)),
+        );
+        let (index, scans, events) = futures::try_join!(
+            self.reach.index(),
+            scans,
+            read_all(&self.events, &self.context, &reservation)
+        )?;
+        let plan = Arc::clone(&self.plan);
+        let schemas: Vec<SchemaRef> = self.tile_scans.iter().map(|scan| scan.schema()).collect();
+        let number = SpawnedTask::spawn_blocking(move || -> Result<_> {
+            let key_columns = plan.tile_key_columns;
+            let scans = scans
+                .iter()
+                .zip(&schemas)
+                .map(|(batches, schema)| ScanRows::new(&index, schema, batches, key_columns))
+                .collect::<Result<Vec<_>>>()?;
+            let events = KeyedEvents::new(&index, events, &plan.events)?;
+            Ok((index, Arc::new(scans), Arc::new(events)))
+        });
+        let (index, scans, events) = joined(number.join_unwind().await)?;
+        self.tile_rows.add(scans.iter().map(ScanRows::len).sum());
+        self.events_read.add(events.len());
+        // Each source decodes its states on a thread of its own.
+        let sources = (0..self.plan.sources.len()).map(|source| {
+            let (plan, scans, events) = (
+                Arc::clone(&self.plan),
+                Arc::clone(&scans),
+                Arc::clone(&events),
+            );
+            let key_count = index.key_count();
+            let build = SpawnedTask::spawn_blocking(move || {
+                let source = &plan.sources[source];
+                SourceTable::build(
+                    source.function.as_ref(),
+                    &source.input,
+                    &source.grid,
+                    &source.arguments,
+                    &scans[source.input.scan],
+                    &events,
+                    key_count,
+                )
+            });
+            async move { joined(build.join_unwind().await) }
+        });
+        let sources = futures::future::try_join_all(sources).await?;
+        let windows = self.plan.windows.iter().map(|w| (w.source, w.shape));
+        let table = LookupTable::new(index, sources, windows);
+        // What was read is dropped by now; the table stays.
+        let table_bytes = table.heap_bytes();
+        let read_bytes = reservation.size();
+        grow(&reservation, table_bytes, "its table of bucket states")?;
+        reservation.shrink(read_bytes);
+        Ok(BuiltTable {
+            table,
+            _reservation: reservation,
+        })
+    }
+}
+
+/// The fewest rows a chunk of the input is answered in, and the most.
+const CHUNK_ROWS: std::ops::RangeInclusive<usize> = 8192..=262_144;
+
+/// `batches` in consecutive runs, each answered at once: large ones, since
+/// the rows of a chunk walk the table in key order (more rows, more of a
+/// key's rows together), but at least two per thread `parallelism` allows,
+/// so that the threads answer while the first results are written.
+fn chunks(batches: Vec<RecordBatch>, parallelism: usize) -> Vec<Vec<RecordBatch>> {
+    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let target = (total / (2 * parallelism)).clamp(*CHUNK_ROWS.start(), *CHUNK_ROWS.end());
+    let mut chunks: Vec<Vec<RecordBatch>> = Vec::new();
+    let mut rows = 0;
+    for batch in batches {
+        if rows >= target || chunks.is_empty() {
+            chunks.push(Vec::new());
+            rows = 0;
+        }
+        rows += batch.num_rows();
+        if let Some(chunk) = chunks.last_mut() {
+            chunk.push(batch);
+        }
+    }
+    chunks
+}
+
+/// The result of a blocking task, its panic or cancellation as an error.
+fn joined<T, E: std::error::Error + Send + Sync + 'static>(
+    result: std::result::Result<Result<T>, E>,
+) -> Result<T> {
+    result.map_err(|e| DataFusionError::External(Box::new(e)))?
+}
+
+/// Every batch of every partition of `plan`, read concurrently and
+/// counted in `reservation` as they arrive.
+async fn read_all(
+    plan: &Arc<dyn ExecutionPlan>,
+    context: &Arc<TaskContext>,
+    reservation: &MemoryReservation,
+) -> Result<Vec<RecordBatch>> {
+    let partitions = plan.properties().output_partitioning().partition_count();
+    let reads = (0..partitions).map(|partition| {
+        let stream = plan.execute(partition, Arc::clone(context));
+        async move {
+            stream?
+                .and_then(|batch| async move {
+                    let bytes = batch.get_array_memory_size();
+                    grow(reservation, bytes, "the tile rows and events it reads")?;
+                    Ok(batch)
+                })
+                .try_collect::<Vec<_>>()
+                .await
+        }
+    });
+    Ok(futures::future::try_join_all(reads)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+/// Grows `reservation` by `bytes`, naming `what` needed them when the pool is full.
+fn grow(reservation: &MemoryReservation, bytes: usize, what: &str) -> Result<()> {
+    reservation.try_grow(bytes).map_err(|e| {
+        DataFusionError::ResourcesExhausted(format!(
+            "a tile lookup stage needs {bytes} bytes for {what} (SET tessera.prefer_tile_lookup = false sorts and sweeps instead, spilling): {}",
+            e.strip_backtrace()
+        ))
+    })
+}
+
+impl DisplayAs for TileLookupExec {
+    fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "TileLookupExec: time={}, ", self.time_column)?;
+        fmt_stages(f, &self.semantics, std::slice::from_ref(&self.stage))
+    }
+}
+
+impl ExecutionPlan for TileLookupExec {
+    fn name(&self) -> &str {
+        "TileLookupExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    /// Rows leave in the order and partition they came in.
+    fn maintains_input_order(&self) -> Vec<bool> {
+        let mut maintains = vec![false; 2 + self.tile_scans.len()];
+        maintains[0] = true;
+        maintains
+    }
+
+    /// Every partition of the events and tile scans is read into one table,
+    /// and the input's partitions are answered as they are: more partitions
+    /// would gain nothing.
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false; 2 + self.tile_scans.len()]
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        [&self.input, &self.events]
+            .into_iter()
+            .chain(&self.tile_scans)
+            .collect()
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let expected = 2 + self.tile_scans.len();
+        if children.len() != expected {
+            return internal_err!(
+                "TileLookupExec takes {expected} children, got {}",
+                children.len()
+            );
+        }
+        let mut children = children.into_iter();
+        let (Some(input), Some(events)) = (children.next(), children.next()) else {
+            return internal_err!("TileLookupExec lost its input or events child");
+        };
+        Ok(Arc::new(Self::try_new(
+            input,
+            events,
+            self.tiles.clone(),
+            children.collect(),
+            Arc::clone(&self.reach),
+            self.fallback,
+            Arc::clone(&self.stage),
+            self.semantics,
+            self.time_column.clone(),
+        )?))
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, Arc::clone(&context))?;
+        let table = self.table(&context)?;
+        let plan = Arc::clone(&self.plan);
+        let baseline = BaselineMetrics::new(&self.metrics, partition);
+        let parallelism = context.session_config().target_partitions().max(1);
+        let reservation = MemoryConsumer::new(format!("TileLookupExec[{partition}] input"))
+            .register(context.memory_pool());
+        let answered = futures::stream::once(async move {
+            // The spine must be read whole before the table can be built.
+            let counted = &reservation;
+            let batches: Vec<RecordBatch> = input
+                .and_then(|batch| async move {
+                    let bytes = batch.get_array_memory_size();
+                    grow(counted, bytes, "the spine rows it answers")?;
+                    Ok(batch)
+                })
+                .try_collect()
+                .await?;
+            let table = table.await.map_err(DataFusionError::Shared)?;
+            let answers = futures::stream::iter(chunks(batches, parallelism))
+                .map(move |chunk| {
+                    let (plan, table) = (Arc::clone(&plan), Arc::clone(&table));
+                    let timer = baseline.elapsed_compute().clone();
+                    let baseline = baseline.clone();
+                    SpawnedTask::spawn_blocking(move || {
+                        let _timer = timer.timer();
+                        let chunk = concat_batches(&chunk[0].schema(), &chunk)?;
+                        let answered = plan.answer(&table.table, &chunk)?;
+                        baseline.record_output(answered.num_rows());
+                        Ok(answered)
+                    })
+                    .join_unwind()
+                })
+                .buffered(parallelism)
+                .map(|joined| match joined {
+                    Ok(answered) => answered,
+                    Err(e) => Err(DataFusionError::External(Box::new(e))),
+                });
+            // The reservation lives as long as the batches it accounts for.
+            Ok::<_, DataFusionError>(answers.inspect(move |_| {
+                let _ = &reservation;
+            }))
+        })
+        .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.plan.schema),
+            answered,
+        )))
+    }
+}
