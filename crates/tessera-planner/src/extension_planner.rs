@@ -309,6 +309,9 @@ fn stage_tiles(snapshot: &Snapshot, stage: &StagePlan) -> Result<(Vec<TileInput>
     Ok((inputs, scans))
 }
 
+/// A stage's tile scans, in order, and the reach they share.
+type StageTileScans = (Vec<Arc<dyn ExecutionPlan>>, Arc<TileReach>);
+
 /// What planning the tile scans of one stage needs.
 struct StageScans<'a> {
     store: &'a TileStore,
@@ -326,7 +329,7 @@ impl StageScans<'_> {
         &self,
         inputs: &[TileInput],
         scans: Vec<ScanSpec>,
-    ) -> Result<(Vec<Arc<dyn ExecutionPlan>>, Arc<TileReach>)> {
+    ) -> Result<StageTileScans> {
         let key_types = (0..self.stage.spine_keys.len())
             .map(|i| {
                 Ok(self
