@@ -910,6 +910,32 @@ async fn planted_future_events_change_nothing() {
     }
 }
 
+/// Random case `seed` of `functions`, registered, with two in-memory tile
+/// stores named after `prefix`: one covering every bucket any row needs,
+/// one only a middle stretch that spine windows straddle.
+async fn case_with_tiles(
+    seed: u64,
+    functions: &[(&'static str, Option<&'static str>, &'static [&'static str])],
+    prefix: &str,
+) -> (Case, SessionContext, [String; 2]) {
+    let base = 20_000 * DAY;
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let case = random_case_of(&mut rng, functions);
+    let ctx = register_case(&case, rng.gen_range(1..5), rng.gen_range(1..4)).await;
+    let full = format!("memory://{prefix}-full-{seed}");
+    backfill_case(&case, &ctx, &full, base - 10 * DAY, base + 40 * DAY).await;
+    let partial = format!("memory://{prefix}-partial-{seed}");
+    backfill_case(
+        &case,
+        &ctx,
+        &partial,
+        base + 5 * DAY,
+        base + 15 * DAY + HOUR,
+    )
+    .await;
+    (case, ctx, [full, partial])
+}
+
 /// Backfills every feature of `case` over `[lower, upper)` into the in-memory store `url`.
 async fn backfill_case(case: &Case, ctx: &SessionContext, url: &str, lower: i64, upper: i64) {
     let request = tessera::planner::BackfillRequest {
@@ -955,22 +981,8 @@ fn tile_options(
 #[tokio::test]
 async fn tiles_match_the_brute_force_spec() {
     let mut tally = SketchTally::default();
-    let base = 20_000 * DAY;
     for seed in 200..230u64 {
-        let mut rng = SmallRng::seed_from_u64(seed);
-        let case = random_case(&mut rng);
-        let ctx = register_case(&case, rng.gen_range(1..5), rng.gen_range(1..4)).await;
-        let full = format!("memory://differential-full-{seed}");
-        backfill_case(&case, &ctx, &full, base - 10 * DAY, base + 40 * DAY).await;
-        let partial = format!("memory://differential-partial-{seed}");
-        backfill_case(
-            &case,
-            &ctx,
-            &partial,
-            base + 5 * DAY,
-            base + 15 * DAY + HOUR,
-        )
-        .await;
+        let (case, ctx, [full, partial]) = case_with_tiles(seed, &FUNCTIONS, "differential").await;
         for (url, raw_fallback) in [(&full, false), (&partial, true)] {
             for semantics in [Semantics::Exact, Semantics::Aligned, Semantics::Bucketed] {
                 let options = tile_options(semantics, false, url, raw_fallback);
@@ -1016,22 +1028,8 @@ async fn plan_text(case: &Case, options: TesseraOptions, ctx: &SessionContext) -
 async fn tile_lookups_match_the_brute_force_spec() {
     let mut tally = SketchTally::default();
     let functions = constant_merge_functions();
-    let base = 20_000 * DAY;
     for seed in 300..330u64 {
-        let mut rng = SmallRng::seed_from_u64(seed);
-        let case = random_case_of(&mut rng, &functions);
-        let ctx = register_case(&case, rng.gen_range(1..5), rng.gen_range(1..4)).await;
-        let full = format!("memory://lookup-full-{seed}");
-        backfill_case(&case, &ctx, &full, base - 10 * DAY, base + 40 * DAY).await;
-        let partial = format!("memory://lookup-partial-{seed}");
-        backfill_case(
-            &case,
-            &ctx,
-            &partial,
-            base + 5 * DAY,
-            base + 15 * DAY + HOUR,
-        )
-        .await;
+        let (case, ctx, [full, partial]) = case_with_tiles(seed, &functions, "lookup").await;
         for (url, raw_fallback) in [(&full, false), (&partial, true)] {
             let options = tile_options(Semantics::Bucketed, false, url, raw_fallback);
             let plan = plan_text(&case, options.clone(), &ctx).await;

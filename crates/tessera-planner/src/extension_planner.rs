@@ -325,11 +325,7 @@ struct StageScans<'a> {
 
 impl StageScans<'_> {
     /// One [`TileScanExec`] per scan, in order, and the [`TileReach`] they share.
-    fn plan(
-        &self,
-        inputs: &[TileInput],
-        scans: Vec<ScanSpec>,
-    ) -> Result<StageTileScans> {
+    fn plan(&self, inputs: &[TileInput], scans: Vec<ScanSpec>) -> Result<StageTileScans> {
         let key_types = (0..self.stage.spine_keys.len())
             .map(|i| {
                 Ok(self
