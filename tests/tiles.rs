@@ -673,6 +673,51 @@ async fn tile_lookups_treat_uncovered_buckets_as_the_sweep_does() {
     assert!(report.runs.iter().all(|run| run.rows == 400), "{report}");
 }
 
+/// Under a memory limit a stage is looked up only when its table surely
+/// fits (in half the pool, estimated from the rows of the tile files it may
+/// read); otherwise it is planned as a sweep, which spills.
+#[tokio::test]
+async fn a_pool_too_small_for_a_lookup_table_plans_a_sweep() {
+    let url = "memory://lookup-memory";
+    let store = TileStore::open(url).unwrap();
+    let series = ["user.amount", "user.amount_max", "user.amount_mean"];
+    backfill_features(&session().await, &store, &series, LOWER, UPPER).await;
+    // The series holds 40 users x 67 days of tile rows for 3 tile sets: a
+    // table of about 510 kB estimated, more than half of 768 kB.
+    for (pool, plan) in [(64 << 20, "TileLookupExec"), (768 << 10, "PointInTimeExec")] {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(pool, 1.0)
+            .build_arc()
+            .unwrap();
+        let state = SessionStateBuilder::new()
+            .with_config(SessionConfig::new().with_target_partitions(2))
+            .with_runtime_env(runtime)
+            .with_default_features();
+        let ctx = SessionContext::new_with_state(tessera::register(state).build());
+        for frame in tessera::execute_sql(&ctx, SETUP).await.unwrap() {
+            frame.collect().await.unwrap();
+        }
+        let options = TesseraOptions {
+            use_materialized_offline_query: true,
+            ..tile_options(url)
+        };
+        let mut training_set =
+            TrainingSet::new(ctx.table("spine").await.unwrap(), "ts").options(options);
+        for feature in series {
+            training_set = training_set.feature(feature);
+        }
+        let physical = training_set
+            .build()
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let mut stages = Vec::new();
+        plans_named(&physical, plan, &mut stages);
+        assert_eq!(stages.len(), 1, "pool {pool}: no {plan}");
+    }
+}
+
 /// A bucketed query whose every bucket the tiles cover reads no events at
 /// all (its time does not grow with them) and answers as raw events do;
 /// aligned queries, which read the current bucket raw, still read them.

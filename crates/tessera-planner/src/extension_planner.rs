@@ -33,6 +33,7 @@ use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::{Result, internal_err};
 use datafusion::execution::context::QueryPlanner;
+use datafusion::execution::memory_pool::MemoryLimit;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
 use datafusion::physical_plan::ExecutionPlan;
@@ -105,6 +106,8 @@ impl ExtensionPlanner for PointInTimePlanner {
             Arc::clone(&times),
         ));
         for (stage, events, tile_inputs, tile_scans, reach) in stages {
+            let lookup = answers_by_lookup(node, stage, &tile_inputs)
+                && lookup_fits_memory(session, &tile_scans, &tile_inputs);
             let scanned = match &tiles {
                 Some((store, snapshot, _)) => {
                     let scans = StageScans {
@@ -131,19 +134,17 @@ impl ExtensionPlanner for PointInTimePlanner {
                 Arc::clone(&times),
             ));
             plan = match scanned {
-                Some((tile_scans, tile_reach)) if answers_by_lookup(node, stage, &tile_inputs) => {
-                    Arc::new(TileLookupExec::try_new(
-                        plan,
-                        events,
-                        tile_inputs,
-                        tile_scans,
-                        tile_reach,
-                        fallback,
-                        Arc::new(stage.clone()),
-                        node.semantics,
-                        node.time_column.clone(),
-                    )?)
-                }
+                Some((tile_scans, tile_reach)) if lookup => Arc::new(TileLookupExec::try_new(
+                    plan,
+                    events,
+                    tile_inputs,
+                    tile_scans,
+                    tile_reach,
+                    fallback,
+                    Arc::new(stage.clone()),
+                    node.semantics,
+                    node.time_column.clone(),
+                )?),
                 scanned => Arc::new(PointInTimeExec::try_new(
                     plan,
                     events,
@@ -179,6 +180,28 @@ fn answers_by_lookup(node: &PointInTimeNode, stage: &StagePlan, tiles: &[TileInp
             .features
             .iter()
             .all(|feature| feature.aggregate.merges_in_constant_time())
+}
+
+/// Estimated bytes of a lookup table per tile row and tile set: a decoded
+/// state and the row's share of the layout (a min/max state alone takes 40).
+const LOOKUP_BYTES_PER_STATE: u64 = 64;
+
+/// Whether a lookup table of every row of `scans`' files, for the tile sets
+/// `tiles`, would take at most half of a bounded memory pool. A lookup's
+/// table cannot spill where a sweep's sorts can, so under a memory limit
+/// the lookup is chosen only when it surely fits (the table holds only the
+/// rows some spine row reads, often far fewer).
+fn lookup_fits_memory(session: &dyn Session, scans: &[ScanSpec], tiles: &[TileInput]) -> bool {
+    let MemoryLimit::Finite(limit) = session.runtime_env().memory_pool.memory_limit() else {
+        return true;
+    };
+    let rows: u64 = scans
+        .iter()
+        .flat_map(|scan| &scan.files)
+        .map(|file| file.live.file.rows)
+        .sum();
+    let estimate = rows.saturating_mul(LOOKUP_BYTES_PER_STATE * tiles.len().max(1) as u64);
+    estimate <= limit as u64 / 2
 }
 
 /// How far back `stage`'s windows reach into its events, and — when the
