@@ -18,9 +18,12 @@
 //!    raw: none when the tiles cover every bucket any row needs, and then
 //!    the events' scan never starts), and lays them out by key and bucket
 //!    in a [`LookupTable`], reserved in DataFusion's memory pool;
-//! 3. it answers its input's batches in their order, several at once on
-//!    blocking threads: per row, per window, two binary searches in the
-//!    key's buckets and one merge of the states between them.
+//! 3. it answers its input in chunks of consecutive rows, several at once
+//!    on blocking threads, each in key and time order (so that rows walk
+//!    the table forward) and put back in the input's order: per row, two
+//!    binary searches in the key's buckets per window shape, and per window
+//!    one merge of the states between them — once for all rows of a key
+//!    whose windows hold the same buckets.
 //!
 //! Rows keep their order and partition, so no sort or repartition surrounds
 //! the stage, and [`super::RestoreSpineOrderExec`] finds a plan already in
