@@ -32,6 +32,11 @@ pub trait BucketTable: Send + Sync + Debug {
     /// Appends to `out` the value of the window holding the states `rows`
     /// (the empty window when `rows` is empty).
     fn append_window(&self, rows: Range<usize>, out: &mut WindowValues);
+    /// Appends the values of nested windows that end at one row: for each
+    /// `(start, out)`, the window of the states `start..end` to
+    /// `outputs[out]`. Starts descend (the shortest window first), so one
+    /// merge runs from `end` back to the last start and emits on the way.
+    fn append_nested(&self, end: usize, windows: &[(usize, usize)], outputs: &mut [WindowValues]);
 }
 
 /// The values a [`BucketTable`] appended, one per spine row.
@@ -84,6 +89,40 @@ impl<F: StateFactory> BucketTable for DecodedBuckets<F> {
 
     fn output(&self) -> WindowValues {
         WindowValues(WindowOutput::new(self.factory.result_type()))
+    }
+
+    fn append_nested(&self, end: usize, windows: &[(usize, usize)], outputs: &mut [WindowValues]) {
+        let mut merged: Option<F::State> = None;
+        let mut error = None;
+        let mut from = end;
+        for &(start, out) in windows {
+            for state in self.states[start.min(from)..from].iter().rev() {
+                match merged.as_mut() {
+                    None => merged = Some(state.clone()),
+                    Some(merged) => {
+                        if let Err(e) = merged.merge(state) {
+                            error.get_or_insert(e);
+                        }
+                    }
+                }
+            }
+            from = from.min(start);
+            outputs[out].0.append(|values| {
+                if let Some(e) = error.take() {
+                    return Err(e);
+                }
+                match &merged {
+                    Some(state) => {
+                        state.append_result(values)?;
+                        Ok(state.is_empty())
+                    }
+                    None => {
+                        self.factory.empty().append_result(values)?;
+                        Ok(true)
+                    }
+                }
+            });
+        }
     }
 
     fn append_window(&self, rows: Range<usize>, out: &mut WindowValues) {

@@ -21,9 +21,10 @@
 //! 3. it answers its input in chunks of consecutive rows, several at once
 //!    on blocking threads, each in key and time order (so that rows walk
 //!    the table forward) and put back in the input's order: per row, two
-//!    binary searches in the key's buckets per window shape, and per window
-//!    one merge of the states between them — once for all rows of a key
-//!    whose windows hold the same buckets.
+//!    binary searches in the key's buckets per window shape, and per
+//!    function one merge of states from the row's bucket back to its longest
+//!    window's start, emitting each shorter window on the way — once for all
+//!    rows of a key whose windows hold the same buckets.
 //!
 //! Rows keep their order and partition, so no sort or repartition surrounds
 //! the stage, and [`super::RestoreSpineOrderExec`] finds a plan already in
@@ -128,6 +129,8 @@ struct LookupPlan {
     sources: Vec<SourceSpec>,
     shapes: Vec<(WindowLength, Grid)>,
     windows: Vec<LookupWindow>,
+    /// Per source, its windows (positions in `windows`).
+    source_windows: Vec<Vec<usize>>,
     semantics: SemanticsPlan,
     strict: bool,
     schema: SchemaRef,
@@ -256,6 +259,7 @@ impl LookupPlan {
             sources: Vec::new(),
             shapes: Vec::new(),
             windows: Vec::new(),
+            source_windows: Vec::new(),
             semantics,
             strict: fallback == CoverageFallback::Error,
             schema: stage_schema(&input_schema, stage),
@@ -271,6 +275,10 @@ impl LookupPlan {
                 };
                 let source = plan.source(index, &tiles[input], stage)?;
                 let shape = plan.shape(window.window, window.grid);
+                if plan.source_windows.len() <= source {
+                    plan.source_windows.resize(source + 1, Vec::new());
+                }
+                plan.source_windows[source].push(plan.windows.len());
                 plan.windows.push(LookupWindow {
                     feature: feature.name.to_string(),
                     window: window.window,
@@ -350,6 +358,7 @@ impl LookupPlan {
         let mut answered = 0u32;
         let mut last: Option<(Option<usize>, Vec<EventRange>)> = None;
         let mut found: Vec<Range<usize>> = Vec::with_capacity(table.searches.len());
+        let mut nested: Vec<(usize, usize)> = Vec::new();
         for &(key, t, row) in &order {
             let bodies = match times.is_null(row as usize) {
                 true => None,
@@ -371,7 +380,8 @@ impl LookupPlan {
                 match &bodies {
                     None => outputs.iter_mut().for_each(WindowValues::push_null),
                     Some(bodies) => {
-                        self.answer_row(table, key, bodies, &mut found, &mut outputs, &mut missing)
+                        let scratch = (&mut found, &mut nested);
+                        self.answer_row(table, key, bodies, scratch, &mut outputs, &mut missing)
                     }
                 }
             }
@@ -404,7 +414,7 @@ impl LookupPlan {
         table: &LookupTable,
         key: Option<usize>,
         bodies: &[EventRange],
-        found: &mut Vec<Range<usize>>,
+        (found, nested): (&mut Vec<Range<usize>>, &mut Vec<(usize, usize)>),
         outputs: &mut [WindowValues],
         missing: &mut [TimeRanges],
     ) {
@@ -414,11 +424,34 @@ impl LookupPlan {
                 table.sources[source].layout.rows(key, bodies[shape])
             })
         }));
-        let windows = self.windows.iter().zip(&table.window_searches);
-        for (((window, search), out), missing) in windows.zip(outputs).zip(missing) {
-            let source = &table.sources[window.source];
-            source.states.append_window(found[*search].clone(), out);
-            if let (true, Some(key)) = (self.strict, key) {
+        // A source's windows end at the same bucket (the row's, on its
+        // grid): one merge from there back answers all of them.
+        for (source, windows) in table.sources.iter().zip(&self.source_windows) {
+            nested.clear();
+            nested.extend(
+                windows
+                    .iter()
+                    .map(|&w| (found[table.window_searches[w]].start, w)),
+            );
+            nested.sort_unstable_by(|a, b| b.cmp(a));
+            let end = windows
+                .first()
+                .map_or(0, |&w| found[table.window_searches[w]].end);
+            if windows
+                .iter()
+                .all(|&w| found[table.window_searches[w]].end == end)
+            {
+                source.states.append_nested(end, nested, outputs);
+            } else {
+                for &w in windows {
+                    let rows = found[table.window_searches[w]].clone();
+                    source.states.append_window(rows, &mut outputs[w]);
+                }
+            }
+        }
+        if let (true, Some(key)) = (self.strict, key) {
+            for (window, missing) in self.windows.iter().zip(missing) {
+                let source = &table.sources[window.source];
                 let body = bodies[window.shape];
                 note_uncovered(source, &window.tiles.coverage, key, body, missing);
             }
