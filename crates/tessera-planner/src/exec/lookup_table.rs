@@ -136,8 +136,12 @@ impl ScanRows {
         let order = UInt32Array::from(order);
         let columns: Vec<usize> = (key_columns + 1..schema.fields().len()).collect();
         // Tile sets of a series share the columns they keep alike (mean's
-        // sum and count are sum's): such a column is laid out once.
+        // sum and count are sum's): such a column is laid out once. (With no
+        // batches, every column is its own, empty.)
         let same_as = |column: usize| {
+            if batches.is_empty() {
+                return None;
+            }
             columns
                 .iter()
                 .copied()
@@ -151,13 +155,13 @@ impl ScanRows {
         let distinct: Vec<usize> = columns
             .iter()
             .copied()
-            .filter(|&c| batches.is_empty() || same_as(c).is_none())
+            .filter(|&c| same_as(c).is_none())
             .collect();
         let laid_out = lay_out_columns(batches, schema, &distinct, &order)?;
         let states: Vec<ArrayRef> = columns
             .iter()
             .map(|&c| {
-                let source = same_as(c).filter(|_| !batches.is_empty()).unwrap_or(c);
+                let source = same_as(c).unwrap_or(c);
                 let at = distinct
                     .iter()
                     .position(|&d| d == source)
