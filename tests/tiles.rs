@@ -685,18 +685,7 @@ async fn a_pool_too_small_for_a_lookup_table_plans_a_sweep() {
     // The series holds 40 users x 67 days of tile rows for 3 tile sets: a
     // table of about 510 kB estimated, more than half of 768 kB.
     for (pool, plan) in [(64 << 20, "TileLookupExec"), (768 << 10, "PointInTimeExec")] {
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_limit(pool, 1.0)
-            .build_arc()
-            .unwrap();
-        let state = SessionStateBuilder::new()
-            .with_config(SessionConfig::new().with_target_partitions(2))
-            .with_runtime_env(runtime)
-            .with_default_features();
-        let ctx = SessionContext::new_with_state(tessera::register(state).build());
-        for frame in tessera::execute_sql(&ctx, SETUP).await.unwrap() {
-            frame.collect().await.unwrap();
-        }
+        let ctx = session_on(RuntimeEnvBuilder::new().with_memory_limit(pool, 1.0)).await;
         let options = TesseraOptions {
             use_materialized_offline_query: true,
             ..tile_options(url)
@@ -920,10 +909,12 @@ async fn backfills_split_by_chunk_or_scanned_per_chunk_write_the_same_tiles() {
 /// [`session`], with DataFusion's disk manager disabled.
 async fn session_without_temporary_files() -> SessionContext {
     let disk = DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled);
-    let runtime = RuntimeEnvBuilder::new()
-        .with_disk_manager_builder(disk)
-        .build_arc()
-        .unwrap();
+    session_on(RuntimeEnvBuilder::new().with_disk_manager_builder(disk)).await
+}
+
+/// [`session`], on the runtime `runtime` builds.
+async fn session_on(runtime: RuntimeEnvBuilder) -> SessionContext {
+    let runtime = runtime.build_arc().unwrap();
     let state = SessionStateBuilder::new()
         .with_config(SessionConfig::new().with_target_partitions(2))
         .with_runtime_env(runtime)

@@ -2,36 +2,27 @@
 //!
 //! A tile lookup answers a window by merging the states of a contiguous
 //! range of one key's buckets, for each spine row on its own — no sliding,
-//! so spine rows can be answered in any order and on any thread. A
+//! so spine rows can be answered in any order and on any thread; a row's
+//! windows of one function end at the same bucket, so one merge backwards
+//! from there answers all of them. A
 //! [`BucketTable`] holds those states decoded once, laid out key after key
 //! and bucket after bucket by whoever built it; it is read-only, so one
 //! table serves every thread answering rows.
 
 use std::fmt::Debug;
-use std::ops::Range;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray};
 use datafusion::common::Result;
-use smallvec::SmallVec;
 
 use crate::function::decode_states;
 use crate::state::{PartialState, StateFactory, WindowOutput};
 
 /// Decoded bucket states of one function, answering windows over ranges of them.
 pub trait BucketTable: Send + Sync + Debug {
-    /// How many states the table holds.
-    fn len(&self) -> usize;
-    /// Whether the table holds no state.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
     /// Heap bytes of the decoded states, for DataFusion's memory accounting.
     fn heap_bytes(&self) -> usize;
     /// An empty output column of window values.
     fn output(&self) -> WindowValues;
-    /// Appends to `out` the value of the window holding the states `rows`
-    /// (the empty window when `rows` is empty).
-    fn append_window(&self, rows: Range<usize>, out: &mut WindowValues);
     /// Appends the values of nested windows that end at one row: for each
     /// `(start, out)`, the window of the states `start..end` to
     /// `outputs[out]`. Starts descend (the shortest window first), so one
@@ -74,14 +65,7 @@ impl<F: StateFactory> DecodedBuckets<F> {
     }
 }
 
-/// A window holds up to a few dozen buckets; their references stay on the stack.
-type StateRefs<'a, S> = SmallVec<[&'a S; 32]>;
-
 impl<F: StateFactory> BucketTable for DecodedBuckets<F> {
-    fn len(&self) -> usize {
-        self.states.len()
-    }
-
     fn heap_bytes(&self) -> usize {
         self.states.capacity() * std::mem::size_of::<F::State>()
             + self.states.iter().map(PartialState::size).sum::<usize>()
@@ -123,17 +107,5 @@ impl<F: StateFactory> BucketTable for DecodedBuckets<F> {
                 }
             });
         }
-    }
-
-    fn append_window(&self, rows: Range<usize>, out: &mut WindowValues) {
-        let states = &self.states[rows];
-        out.0.append(|values| {
-            if states.is_empty() {
-                self.factory.empty().append_result(values)?;
-                return Ok(true);
-            }
-            let refs: StateRefs<'_, F::State> = states.iter().collect();
-            F::State::append_merged(&refs, values)
-        });
     }
 }

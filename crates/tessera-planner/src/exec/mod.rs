@@ -19,6 +19,11 @@
 //! `TileLookupExec` reads its inputs as they come and keeps its rows in the
 //! spine's order (see its module for when the planner chooses it).
 
+use std::sync::Arc;
+
+use datafusion::common::{Result, internal_err};
+use datafusion::physical_plan::ExecutionPlan;
+
 mod enumerate;
 mod event_reach;
 mod key_index;
@@ -41,11 +46,36 @@ pub use tile_scan::{ScanFile, TILE_BUCKET_COLUMN, TileFiles, TileReach, TileScan
 
 /// The one child of a single-input plan, or an internal error naming the plan.
 pub(crate) fn only_child(
-    mut children: Vec<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>>,
+    mut children: Vec<Arc<dyn ExecutionPlan>>,
     plan: &str,
-) -> datafusion::common::Result<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+) -> Result<Arc<dyn ExecutionPlan>> {
     match (children.pop(), children.is_empty()) {
         (Some(child), true) => Ok(child),
-        _ => datafusion::common::internal_err!("{plan} takes exactly one child"),
+        _ => internal_err!("{plan} takes exactly one child"),
+    }
+}
+
+/// A stage plan's children: its input (the spine or the previous stage),
+/// its events, and its tile scans.
+pub(crate) type StageChildren = (
+    Arc<dyn ExecutionPlan>,
+    Arc<dyn ExecutionPlan>,
+    Vec<Arc<dyn ExecutionPlan>>,
+);
+
+/// `children` of a stage plan with `tile_scans` tile scans, split, or an
+/// internal error naming `plan` when there are not that many.
+pub(crate) fn stage_children(
+    children: Vec<Arc<dyn ExecutionPlan>>,
+    tile_scans: usize,
+    plan: &str,
+) -> Result<StageChildren> {
+    let found = children.len();
+    let mut children = children.into_iter();
+    match (children.next(), children.next()) {
+        (Some(input), Some(events)) if found == 2 + tile_scans => {
+            Ok((input, events, children.collect()))
+        }
+        _ => internal_err!("{plan} takes {} children, got {found}", 2 + tile_scans),
     }
 }

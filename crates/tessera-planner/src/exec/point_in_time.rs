@@ -316,22 +316,13 @@ impl ExecutionPlan for PointInTimeExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let expected = 2 + self.tile_scans.len();
-        if children.len() != expected {
-            return internal_err!(
-                "PointInTimeExec takes {expected} children, got {}",
-                children.len()
-            );
-        }
-        let mut children = children.into_iter();
-        let (Some(spine), Some(events)) = (children.next(), children.next()) else {
-            return internal_err!("PointInTimeExec lost its spine or events child");
-        };
+        let (spine, events, tile_scans) =
+            super::stage_children(children, self.tile_scans.len(), "PointInTimeExec")?;
         Ok(Arc::new(Self::try_new(
             spine,
             events,
             self.tiles.clone(),
-            children.collect(),
+            tile_scans,
             self.fallback,
             Arc::clone(&self.stage),
             self.semantics,

@@ -424,30 +424,16 @@ impl LookupPlan {
                 table.sources[source].layout.rows(key, bodies[shape])
             })
         }));
-        // A source's windows end at the same bucket (the row's, on its
-        // grid): one merge from there back answers all of them.
+        // Bucketed windows on one grid all end at the row's bucket
+        // (`floor_b(t)`), so a source's windows end at one row of its
+        // layout: one merge from there back answers all of them.
         for (source, windows) in table.sources.iter().zip(&self.source_windows) {
+            let rows = |w: usize| &found[table.window_searches[w]];
             nested.clear();
-            nested.extend(
-                windows
-                    .iter()
-                    .map(|&w| (found[table.window_searches[w]].start, w)),
-            );
+            nested.extend(windows.iter().map(|&w| (rows(w).start, w)));
             nested.sort_unstable_by(|a, b| b.cmp(a));
-            let end = windows
-                .first()
-                .map_or(0, |&w| found[table.window_searches[w]].end);
-            if windows
-                .iter()
-                .all(|&w| found[table.window_searches[w]].end == end)
-            {
-                source.states.append_nested(end, nested, outputs);
-            } else {
-                for &w in windows {
-                    let rows = found[table.window_searches[w]].clone();
-                    source.states.append_window(rows, &mut outputs[w]);
-                }
-            }
+            let end = windows.first().map_or(0, |&w| rows(w).end);
+            source.states.append_nested(end, nested, outputs);
         }
         if let (true, Some(key)) = (self.strict, key) {
             for (window, missing) in self.windows.iter().zip(missing) {
@@ -674,22 +660,13 @@ impl ExecutionPlan for TileLookupExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
         _options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let expected = 2 + self.tile_scans.len();
-        if children.len() != expected {
-            return internal_err!(
-                "TileLookupExec takes {expected} children, got {}",
-                children.len()
-            );
-        }
-        let mut children = children.into_iter();
-        let (Some(input), Some(events)) = (children.next(), children.next()) else {
-            return internal_err!("TileLookupExec lost its input or events child");
-        };
+        let (input, events, tile_scans) =
+            super::stage_children(children, self.tile_scans.len(), "TileLookupExec")?;
         Ok(Arc::new(Self::try_new(
             input,
             events,
             self.tiles.clone(),
-            children.collect(),
+            tile_scans,
             Arc::clone(&self.reach),
             self.fallback,
             Arc::clone(&self.stage),
