@@ -23,7 +23,9 @@ pub struct TileSetState {
     pub description: TileSetDescription,
     /// The bucket ranges some backfill wrote and nothing expired.
     pub coverage: TimeRanges,
-    /// The files serving them.
+    /// The files serving them, by the first bucket each serves (files
+    /// never serve the same bucket, so for one backfill's files this is
+    /// time order).
     pub files: Vec<LiveFile>,
 }
 
@@ -85,6 +87,11 @@ impl Snapshot {
                     valid: TimeRanges::single(file.start, file.end),
                 });
             }
+        }
+        for state in self.tile_sets.values_mut() {
+            state
+                .files
+                .sort_by_key(|live| live.valid.ranges().first().map(|&(start, _)| start));
         }
         self.version = commit.version;
     }

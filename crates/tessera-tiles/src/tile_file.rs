@@ -83,7 +83,11 @@ pub(crate) fn decode<R: ChunkReader + 'static>(
     let unreadable = |e: &dyn std::fmt::Display| {
         exec_datafusion_err!("tile file {path} is not readable Parquet: {e}")
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| unreadable(&e))?;
+    // A row group a batch: the reader's default (1024 rows) costs a batch's
+    // overhead (and later a filter and a concatenation) every 1024 rows.
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| unreadable(&e))?
+        .with_batch_size(ROW_GROUP_ROWS);
     let Some(states) = states else {
         let reader = builder.build().map_err(|e| unreadable(&e))?;
         return reader

@@ -16,15 +16,15 @@
 //! requirements make the optimizer insert — so tile rows are bounded by
 //! DataFusion's memory pool like events are, and each file is decoded once
 //! per query. Which files it reads is decided once the spine is read, from
-//! its earliest and latest time: those some row can reach, dealt out in
-//! turn to the partitions (the spine usually reaches only the latest few
-//! files, which a fixed deal could give to one partition). What it keeps is
-//! decided per key ([`TileReach`]), by an index built on a thread of its own
-//! while the files are read: a row only if its bucket is still valid in its file (later
-//! backfills may have replaced part of a file) and some spine row of its key
-//! reads that bucket from this tile set (it lies in the row's whole-bucket
-//! part, [`SemanticsPlan::parts`]). No other row is repartitioned, sorted or
-//! turned into a bucket state.
+//! its earliest and latest time: those some row can reach, split evenly
+//! into consecutive runs, one a partition (the spine usually reaches only
+//! the latest few files, which a fixed split could give to one partition).
+//! What it keeps is decided per key ([`TileReach`]), by an index built on a
+//! thread of its own while the files are read: a row only if its bucket is
+//! still valid in its file (later backfills may have replaced part of a
+//! file) and some spine row of its key reads that bucket from this tile set
+//! (it lies in the row's whole-bucket part, [`SemanticsPlan::parts`]). No
+//! other row is repartitioned, sorted or turned into a bucket state.
 
 use std::fmt;
 use std::sync::Arc;
@@ -389,20 +389,25 @@ struct FileReader {
 
 impl FileReader {
     /// Partition `partition`'s share of the files some spine row may read:
-    /// every `partitions`-th of them, so that partitions read as many files
-    /// whichever ones the spine reaches.
+    /// as many as the other partitions' (give or take one) whichever ones
+    /// the spine reaches, and consecutive, so that partitions read one
+    /// after another yield the files in the snapshot's order (by first
+    /// bucket) and, unless files' buckets interleave, each key's rows in
+    /// bucket order — which a tile lookup then need not sort.
     async fn files_of(&self, partition: usize, partitions: usize) -> Result<Vec<ScanFile>> {
         let Some((start, end)) = self.reach.reached(self.slot).await? else {
             return Ok(Vec::new());
         };
-        Ok(self
+        let reached: Vec<&ScanFile> = self
             .files
             .files
             .iter()
             .filter(|file| !file.live.valid.clip(start, end).is_empty())
-            .skip(partition)
-            .step_by(partitions)
-            .cloned()
+            .collect();
+        let share = |p: usize| p * reached.len() / partitions;
+        Ok(reached[share(partition)..share(partition + 1)]
+            .iter()
+            .map(|&file| file.clone())
             .collect())
     }
 
