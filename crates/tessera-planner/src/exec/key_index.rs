@@ -9,9 +9,10 @@
 //!
 //! It is asked once per event and per run of tile rows — tens of millions of
 //! times in a large query — so its layout is built for lookups: keys map to
-//! a dense number (a single integer key column by value, anything else by its
-//! row encoding), and every key's ranges lie in one shared vector, slot after
-//! slot, so a lookup touches the hash table and one contiguous slice.
+//! a dense number, in key order (a single integer key column by value,
+//! anything else by its row encoding), and every key's ranges lie in one
+//! shared vector, slot after slot, so a lookup touches the hash table and
+//! one contiguous slice.
 
 use std::sync::Arc;
 
@@ -150,6 +151,12 @@ impl KeyIndex {
                 }
             }
         }
+        // Numbered in key order, a key-sorted run of rows (a tile file's)
+        // numbers ascending: a lookup lays such rows out in sequence.
+        let renumbered = keys.renumber_in_key_order(key_count);
+        for (entry, _) in &mut tagged {
+            *entry = renumbered[*entry / slots] * slots + *entry % slots;
+        }
         Ok(Self::from_tagged(keys, slots, key_count, tagged))
     }
 
@@ -267,6 +274,37 @@ impl KeyMap {
             }
             _ => None,
         }
+    }
+
+    /// Renumbers the keys (numbered `0..key_count`) in ascending order of
+    /// their values (of their row encoding, which sorts as the values do);
+    /// returns each old number's new one.
+    fn renumber_in_key_order(&mut self, key_count: usize) -> Vec<usize> {
+        let in_key_order: Vec<usize> = match self {
+            KeyMap::Integer(numbers) => {
+                let mut keys: Vec<(i64, usize)> = numbers.iter().map(|(&k, &n)| (k, n)).collect();
+                keys.sort_unstable();
+                keys.into_iter().map(|(_, number)| number).collect()
+            }
+            KeyMap::Rows { numbers, .. } => {
+                let mut keys: Vec<(&[u8], usize)> =
+                    numbers.iter().map(|(k, &n)| (k.as_ref(), n)).collect();
+                keys.sort_unstable();
+                keys.into_iter().map(|(_, number)| number).collect()
+            }
+        };
+        let mut renumbered = vec![0; key_count];
+        for (new, old) in in_key_order.into_iter().enumerate() {
+            renumbered[old] = new;
+        }
+        let numbers: Box<dyn Iterator<Item = &mut usize>> = match self {
+            KeyMap::Integer(numbers) => Box::new(numbers.values_mut()),
+            KeyMap::Rows { numbers, .. } => Box::new(numbers.values_mut()),
+        };
+        for number in numbers {
+            *number = renumbered[*number];
+        }
+        renumbered
     }
 
     /// The number of row `row`'s (non-null) key, given `next` when it is new.

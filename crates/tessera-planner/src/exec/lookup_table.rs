@@ -66,7 +66,7 @@ type KeyedRow = (usize, i64, RowAt);
 /// Lays `rows` out by key (a counting sort on the key number, which keeps
 /// their order within a key), then orders each key's rows by bucket start.
 /// Returns the layout and, per laid-out row, where it came from.
-fn lay_out(key_count: usize, mut rows: Vec<KeyedRow>) -> (KeyedBuckets, Vec<RowAt>) {
+fn lay_out(key_count: usize, rows: Vec<KeyedRow>) -> (KeyedBuckets, Vec<RowAt>) {
     let mut offsets = vec![0usize; key_count + 1];
     for &(key, _, _) in &rows {
         offsets[key + 1] += 1;
@@ -75,19 +75,25 @@ fn lay_out(key_count: usize, mut rows: Vec<KeyedRow>) -> (KeyedBuckets, Vec<RowA
         offsets[key + 1] += offsets[key];
     }
     let mut next = offsets.clone();
-    let mut sorted: Vec<(i64, RowAt)> = vec![(0, 0); rows.len()];
-    for (key, start, at) in rows.drain(..) {
-        sorted[next[key]] = (start, at);
+    let (mut starts, mut order) = (vec![0i64; rows.len()], vec![0 as RowAt; rows.len()]);
+    for (key, start, at) in rows {
+        (starts[next[key]], order[next[key]]) = (start, at);
         next[key] += 1;
     }
     for key in 0..key_count {
-        let run = &mut sorted[offsets[key]..offsets[key + 1]];
-        // Tile files hold a key's buckets in order; rows from several files may not be.
-        if !run.is_sorted_by_key(|(start, _)| *start) {
-            run.sort_by_key(|(start, at)| (*start, *at));
+        let run = offsets[key]..offsets[key + 1];
+        // Tile rows come file after file, each file's in bucket order: a
+        // run is out of order only where files' buckets interleave or
+        // buckets built from raw events join it.
+        if !starts[run.clone()].is_sorted() {
+            let mut sorted: Vec<(i64, RowAt)> =
+                run.clone().map(|i| (starts[i], order[i])).collect();
+            sorted.sort_unstable();
+            for (i, (start, at)) in run.zip(sorted) {
+                (starts[i], order[i]) = (start, at);
+            }
         }
     }
-    let (starts, order) = sorted.into_iter().unzip();
     (KeyedBuckets { offsets, starts }, order)
 }
 
