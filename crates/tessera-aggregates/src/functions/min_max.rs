@@ -35,7 +35,7 @@ pub struct ExtremeState {
 /// A value an [`ExtremeState`] holds: floats and integers — what most
 /// features aggregate — unboxed, so that comparing, copying and emitting
 /// them costs no scalar; any other type as a boxed scalar (so that a state
-/// of numbers takes 24 bytes, not a scalar's 64 and more).
+/// of numbers takes 24 bytes, not the size of a scalar).
 #[derive(Debug, Clone, PartialEq)]
 enum Extreme {
     Float(f64),
