@@ -183,7 +183,8 @@ fn answers_by_lookup(node: &PointInTimeNode, stage: &StagePlan, tiles: &[TileInp
 }
 
 /// Estimated bytes of a lookup table per tile row and tile set: a decoded
-/// state and the row's share of the layout (a min/max state alone takes 40).
+/// state (8 to 32 bytes for these functions) and the row's share of the
+/// layout and of the columns read while the table is built.
 const LOOKUP_BYTES_PER_STATE: u64 = 64;
 
 /// Whether a lookup table of every row of `scans`' files, for the tile sets
