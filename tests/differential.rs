@@ -130,6 +130,10 @@ fn constant_merge_functions() -> Vec<(&'static str, Option<&'static str>, &'stat
         .collect()
 }
 
+/// A key far from the others: a spine holding it has too wide a range of
+/// integer keys to number them by offset, so its keys are hashed.
+const SPARSE_KEY: i32 = 2_000_000_000;
+
 /// A random case whose features call `functions`.
 fn random_case_of(
     rng: &mut SmallRng,
@@ -156,7 +160,8 @@ fn random_case_of(
             _ => base + rng.gen_range(0..30 * DAY),
         }
     };
-    let keys1 = [Some(1), Some(2), Some(3), None];
+    // Key 0 is also the value arrow keeps under a null key: a null must not find it.
+    let keys1 = [Some(0), Some(1), Some(2), Some(SPARSE_KEY), None];
     let keys2 = [Some("a"), Some("b"), None];
     let mut events: Vec<Event> = (0..rng.gen_range(0..250))
         .map(|_| Event {
@@ -182,7 +187,7 @@ fn random_case_of(
     let event_times: Vec<i64> = events.iter().filter_map(|e| e.ts).collect();
     let spine = (0..rng.gen_range(1..80))
         .map(|_| SpineRow {
-            k1: [Some(1), Some(2), Some(3), Some(4), None]
+            k1: [Some(0), Some(1), Some(2), Some(3), Some(SPARSE_KEY), None]
                 .choose(rng)
                 .unwrap()
                 .map(i64::from),
@@ -871,7 +876,8 @@ async fn every_semantics(case: &Case, ctx: &SessionContext) -> Vec<RecordBatch> 
 }
 
 /// No semantics ever sees an event with `ts > t`: planting extreme events
-/// just after every key's latest spine time changes no output at all.
+/// just after every key's latest spine time changes no output (beyond the
+/// last bits of floats that states merged in another order give).
 #[tokio::test]
 async fn planted_future_events_change_nothing() {
     for seed in 100..120u64 {
@@ -903,10 +909,31 @@ async fn planted_future_events_change_nothing() {
             }
         }
         let after = every_semantics(&planted, &register_case(&planted, 3, 2).await).await;
-        assert_eq!(
-            before, after,
-            "seed {seed}: an event after t changed a result"
-        );
+        for (before, after) in before.iter().zip(&after) {
+            assert_same_cells(before, after, &format!("seed {seed}: an event after t"));
+        }
+    }
+}
+
+/// `after` has `before`'s schema and cells: floats to 1e-9 (partitioned
+/// differently, states merge in another order), anything else exactly.
+fn assert_same_cells(before: &RecordBatch, after: &RecordBatch, context: &str) {
+    assert_eq!(before.schema(), after.schema(), "{context}");
+    assert_eq!(before.num_rows(), after.num_rows(), "{context}");
+    for (field, (b, a)) in before
+        .schema()
+        .fields()
+        .iter()
+        .zip(before.columns().iter().zip(after.columns()))
+    {
+        for row in 0..before.num_rows() {
+            let (b, a) = (actual(b, row), actual(a, row));
+            assert!(
+                verdict(&b, &a) == Verdict::Agrees,
+                "{context} changed {} at row {row}: {b:?} became {a:?}",
+                field.name()
+            );
+        }
     }
 }
 

@@ -673,6 +673,53 @@ async fn tile_lookups_treat_uncovered_buckets_as_the_sweep_does() {
     assert!(report.runs.iter().all(|run| run.rows == 400), "{report}");
 }
 
+/// A spine large enough that a lookup answers it in several runs of keys
+/// (at least 8192 rows each), in an order far from the key order, with null
+/// keys and null times among its rows: every cell is the sweep's and the
+/// raw plan's, in spine order.
+#[tokio::test]
+async fn a_large_spine_looked_up_in_runs_answers_as_the_sweep_does() {
+    let ctx = session().await;
+    let url = "memory://lookup-runs";
+    let store = TileStore::open(url).unwrap();
+    let series = ["user.amount", "user.amount_max", "user.amount_mean"];
+    backfill_features(&ctx, &store, &series, LOWER, UPPER).await;
+    let spine = tessera::execute_sql(
+        &ctx,
+        "SELECT value AS row, CASE WHEN value % 97 = 0 THEN NULL ELSE value % 45 END AS user_id,
+                CASE WHEN value % 89 = 0 THEN NULL
+                     ELSE to_timestamp_seconds(1735689600 + (value * 7919) % 5788800) END AS ts
+         FROM generate_series(1, 40000)",
+    )
+    .await
+    .unwrap()
+    .remove(0);
+    let bucketed = |label: &str, lookup: bool, options: TesseraOptions| PlanVariant {
+        label: label.to_string(),
+        options: TesseraOptions {
+            use_materialized_offline_query: true,
+            prefer_tile_lookup: lookup,
+            ..options
+        },
+    };
+    let plans = [
+        bucketed("raw", false, TesseraOptions::default()),
+        bucketed("lookup", true, tile_options(url)),
+        bucketed("sweep", false, tile_options(url)),
+    ];
+    let features: Vec<String> = series.iter().map(|f| f.to_string()).collect();
+    // Sums merged in another order may differ in the last bits: compared to 1e-9.
+    let report = compare_plans(&spine, "ts", &features, &plans, 1e-9)
+        .await
+        .unwrap();
+    assert!(report.all_agree(), "{report}");
+    assert!(report.runs.iter().all(|run| run.rows == 40_000), "{report}");
+    let (_, stages) = bucketed_amounts(&ctx, plans[1].options.clone())
+        .await
+        .unwrap();
+    assert_eq!(stages, vec!["TileLookupExec".to_string()]);
+}
+
 /// Under a memory limit a stage is looked up only when its table surely
 /// fits (in half the pool, estimated from the rows of the tile files it may
 /// read); otherwise it is planned as a sweep, which spills.

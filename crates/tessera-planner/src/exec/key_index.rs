@@ -9,15 +9,17 @@
 //!
 //! It is asked once per event and per run of tile rows — tens of millions of
 //! times in a large query — so its layout is built for lookups: keys map to
-//! a dense number, in key order (a single integer key column by value,
-//! anything else by its row encoding), and every key's ranges lie in one
+//! a dense number, in key order (a single integer key column of a narrow
+//! range by its offset in an array, one of a wide range by hashing its
+//! value, anything else by hashing its row encoding), and every key's ranges lie in one
 //! shared vector, slot after slot, so a lookup touches the hash table and
 //! one contiguous slice.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::compute::{cast, max, min};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::{HashMap, Result, exec_err};
@@ -46,6 +48,12 @@ pub(crate) struct KeyIndex {
 /// How key values find their number in the index.
 #[derive(Debug)]
 enum KeyMap {
+    /// One integer key column whose spine values lie in a narrow range
+    /// (dense ids, the common case), numbered in key order before any row
+    /// is indexed: `numbers[value - base]`, [`ABSENT`] for a value no spine
+    /// row has. A lookup is an array read, where hashing would cost a
+    /// probe into a table as large.
+    Dense { base: i64, numbers: Vec<u32> },
     /// One integer key column, looked up by its value as `i64`.
     Integer(HashMap<i64, usize>),
     /// Any other keys, looked up by their row encoding.
@@ -55,12 +63,22 @@ enum KeyMap {
     },
 }
 
+/// A [`KeyMap::Dense`] entry for a value no spine row has.
+const ABSENT: u32 = u32::MAX;
+
+/// How many values wide a [`KeyMap::Dense`] range may be, per spine row
+/// (4 bytes each): wider ranges are hashed.
+const DENSE_VALUES_PER_ROW: usize = 8;
+
 /// Key columns of one batch, encoded for lookups in a [`KeyIndex`].
 pub(crate) enum BatchKeys {
     /// The one integer key column, as `i64`.
     Integer(Int64Array),
-    /// The key columns' row encoding.
-    Rows(Rows),
+    /// The key columns' row encoding, and which rows have a null key.
+    Rows {
+        rows: Rows,
+        nulls: Option<NullBuffer>,
+    },
 }
 
 /// The ranges of one key in one slot, ascending and disjoint.
@@ -82,7 +100,15 @@ impl BatchKeys {
             BatchKeys::Integer(values) => {
                 values.is_valid(a) && values.is_valid(b) && values.value(a) == values.value(b)
             }
-            BatchKeys::Rows(rows) => rows.row(a) == rows.row(b),
+            BatchKeys::Rows { rows, .. } => rows.row(a) == rows.row(b),
+        }
+    }
+
+    /// Whether row `row`'s key has no null.
+    fn is_valid(&self, row: usize) -> bool {
+        match self {
+            BatchKeys::Integer(values) => values.is_valid(row),
+            BatchKeys::Rows { nulls, .. } => nulls.as_ref().is_none_or(|n| n.is_valid(row)),
         }
     }
 }
@@ -119,31 +145,33 @@ impl KeyIndex {
                 .collect::<Result<Vec<_>>>()?,
             None => Vec::new(),
         };
-        let mut keys = if integer_keys(&types) {
-            KeyMap::Integer(HashMap::default())
-        } else {
-            KeyMap::Rows {
-                converter: RowConverter::new(types.into_iter().map(SortField::new).collect())?,
-                numbers: HashMap::default(),
-            }
-        };
+        // Each batch's key columns, encoded, and times.
+        let encoder = KeyMap::encoder(types)?;
+        let batches = spine
+            .iter()
+            .map(|batch| {
+                let columns = spine_keys
+                    .iter()
+                    .map(|k| spine_column(batch, k))
+                    .collect::<Result<Vec<_>>>()?;
+                let times = to_micros(&spine_column(batch, time_column)?)?;
+                Ok((encoder.encode(&columns)?, times))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // A null key matches no event or tile row; a null time sees nothing.
+        let indexed =
+            |keys: &BatchKeys, times: &Int64Array, i: usize| times.is_valid(i) && keys.is_valid(i);
+        let mut keys = encoder.dense(&batches, indexed).unwrap_or(encoder);
         // Every row's ranges, tagged with their key's number and slot.
         let mut tagged: Vec<(usize, (i64, i64))> = Vec::new();
         let mut row_ranges: Vec<RangeList> = vec![Vec::new(); slots];
-        let mut key_count = 0;
-        for batch in spine {
-            let columns = spine_keys
-                .iter()
-                .map(|k| spine_column(batch, k))
-                .collect::<Result<Vec<_>>>()?;
-            let batch_keys = keys.encode(&columns)?;
-            let times = to_micros(&spine_column(batch, time_column)?)?;
-            for (i, t) in times.iter().enumerate() {
-                // A null key matches no event or tile row; a null time sees nothing.
-                let Some(t) = t.filter(|_| columns.iter().all(|k| k.is_valid(i))) else {
+        let mut key_count = keys.preassigned();
+        for (batch_keys, times) in &batches {
+            for (i, &t) in times.values().iter().enumerate() {
+                if !indexed(batch_keys, times, i) {
                     continue;
-                };
-                let number = keys.number_or_insert(&batch_keys, i, key_count);
+                }
+                let number = keys.number_or_insert(batch_keys, i, key_count);
                 key_count = key_count.max(number + 1);
                 ranges_at(t, &mut row_ranges);
                 for (slot, list) in row_ranges.iter_mut().enumerate() {
@@ -153,9 +181,10 @@ impl KeyIndex {
         }
         // Numbered in key order, a key-sorted run of rows (a tile file's)
         // numbers ascending: a lookup lays such rows out in sequence.
-        let renumbered = keys.renumber_in_key_order(key_count);
-        for (entry, _) in &mut tagged {
-            *entry = renumbered[*entry / slots] * slots + *entry % slots;
+        if let Some(renumbered) = keys.renumber_in_key_order(key_count) {
+            for (entry, _) in &mut tagged {
+                *entry = renumbered[*entry / slots] * slots + *entry % slots;
+            }
         }
         Ok(Self::from_tagged(keys, slots, key_count, tagged))
     }
@@ -244,9 +273,71 @@ impl KeyIndex {
 }
 
 impl KeyMap {
+    /// An empty map for keys of `types`, to encode batches with.
+    fn encoder(types: Vec<DataType>) -> Result<Self> {
+        Ok(match integer_keys(&types) {
+            true => KeyMap::Integer(HashMap::default()),
+            false => KeyMap::Rows {
+                converter: RowConverter::new(types.into_iter().map(SortField::new).collect())?,
+                numbers: HashMap::default(),
+            },
+        })
+    }
+
+    /// A [`KeyMap::Dense`] numbering, in key order, the integer keys of the
+    /// rows of `batches` that `indexed` accepts, when their range is narrow
+    /// enough; `None` otherwise.
+    fn dense(
+        &self,
+        batches: &[(BatchKeys, Int64Array)],
+        indexed: impl Fn(&BatchKeys, &Int64Array, usize) -> bool,
+    ) -> Option<Self> {
+        let KeyMap::Integer(_) = self else {
+            return None;
+        };
+        let rows: usize = batches.iter().map(|(_, times)| times.len()).sum();
+        let integers = || {
+            batches.iter().filter_map(|(keys, _)| match keys {
+                BatchKeys::Integer(values) => Some(values),
+                BatchKeys::Rows { .. } => None,
+            })
+        };
+        let base = integers().filter_map(min).min()?;
+        let top = integers().filter_map(max).max()?;
+        let width = usize::try_from(top.checked_sub(base)?)
+            .ok()?
+            .checked_add(1)?;
+        if width > rows.max(512) * DENSE_VALUES_PER_ROW {
+            return None;
+        }
+        let mut numbers = vec![ABSENT; width];
+        for (keys, times) in batches {
+            let BatchKeys::Integer(values) = keys else {
+                return None;
+            };
+            for (i, &value) in values.values().iter().enumerate() {
+                if indexed(keys, times, i) {
+                    numbers[(value - base) as usize] = 0;
+                }
+            }
+        }
+        for (next, number) in numbers.iter_mut().filter(|n| **n != ABSENT).enumerate() {
+            *number = next as u32;
+        }
+        Some(KeyMap::Dense { base, numbers })
+    }
+
+    /// How many keys are numbered before any row is indexed.
+    fn preassigned(&self) -> usize {
+        match self {
+            KeyMap::Dense { numbers, .. } => numbers.iter().filter(|n| **n != ABSENT).count(),
+            KeyMap::Integer(_) | KeyMap::Rows { .. } => 0,
+        }
+    }
+
     fn encode(&self, columns: &[ArrayRef]) -> Result<BatchKeys> {
         match self {
-            KeyMap::Integer(_) => match columns {
+            KeyMap::Dense { .. } | KeyMap::Integer(_) => match columns {
                 [column] => Ok(BatchKeys::Integer(
                     cast(column, &DataType::Int64)?
                         .as_primitive::<Int64Type>()
@@ -257,19 +348,27 @@ impl KeyMap {
                     columns.len()
                 ),
             },
-            KeyMap::Rows { converter, .. } => {
-                Ok(BatchKeys::Rows(converter.convert_columns(columns)?))
-            }
+            KeyMap::Rows { converter, .. } => Ok(BatchKeys::Rows {
+                rows: converter.convert_columns(columns)?,
+                nulls: columns.iter().fold(None, |nulls, c| {
+                    NullBuffer::union(nulls.as_ref(), c.nulls())
+                }),
+            }),
         }
     }
 
     fn number(&self, keys: &BatchKeys, row: usize) -> Option<usize> {
         match (self, keys) {
+            (KeyMap::Dense { base, numbers }, BatchKeys::Integer(values)) => {
+                let offset = values.value(row).wrapping_sub(*base) as u64;
+                let number = *numbers.get(usize::try_from(offset).ok()?)?;
+                (number != ABSENT && values.is_valid(row)).then_some(number as usize)
+            }
             (KeyMap::Integer(numbers), BatchKeys::Integer(values)) => values
                 .is_valid(row)
                 .then(|| numbers.get(&values.value(row)).copied())
                 .flatten(),
-            (KeyMap::Rows { numbers, .. }, BatchKeys::Rows(rows)) => {
+            (KeyMap::Rows { numbers, .. }, BatchKeys::Rows { rows, .. }) => {
                 numbers.get(rows.row(row).as_ref()).copied()
             }
             _ => None,
@@ -278,9 +377,11 @@ impl KeyMap {
 
     /// Renumbers the keys (numbered `0..key_count`) in ascending order of
     /// their values (of their row encoding, which sorts as the values do);
-    /// returns each old number's new one.
-    fn renumber_in_key_order(&mut self, key_count: usize) -> Vec<usize> {
+    /// returns each old number's new one, or `None` when they were numbered
+    /// in key order already.
+    fn renumber_in_key_order(&mut self, key_count: usize) -> Option<Vec<usize>> {
         let in_key_order: Vec<usize> = match self {
+            KeyMap::Dense { .. } => return None,
             KeyMap::Integer(numbers) => {
                 let mut keys: Vec<(i64, usize)> = numbers.iter().map(|(&k, &n)| (k, n)).collect();
                 keys.sort_unstable();
@@ -298,22 +399,26 @@ impl KeyMap {
             renumbered[old] = new;
         }
         let numbers: Box<dyn Iterator<Item = &mut usize>> = match self {
+            KeyMap::Dense { .. } => Box::new(std::iter::empty()),
             KeyMap::Integer(numbers) => Box::new(numbers.values_mut()),
             KeyMap::Rows { numbers, .. } => Box::new(numbers.values_mut()),
         };
         for number in numbers {
             *number = renumbered[*number];
         }
-        renumbered
+        Some(renumbered)
     }
 
     /// The number of row `row`'s (non-null) key, given `next` when it is new.
     fn number_or_insert(&mut self, keys: &BatchKeys, row: usize, next: usize) -> usize {
+        if let KeyMap::Dense { .. } = self {
+            return self.number(keys, row).unwrap_or(next);
+        }
         match (self, keys) {
             (KeyMap::Integer(numbers), BatchKeys::Integer(values)) => {
                 *numbers.entry(values.value(row)).or_insert(next)
             }
-            (KeyMap::Rows { numbers, .. }, BatchKeys::Rows(rows)) => {
+            (KeyMap::Rows { numbers, .. }, BatchKeys::Rows { rows, .. }) => {
                 let key = rows.row(row);
                 match numbers.get(key.as_ref()) {
                     Some(&number) => number,

@@ -27,6 +27,7 @@ use datafusion::physical_plan::ExecutionPlan;
 mod enumerate;
 mod event_reach;
 mod key_index;
+mod key_order;
 mod lookup_table;
 mod point_in_time;
 mod spine_order;

@@ -16,15 +16,18 @@
 //! 2. once for all partitions, it reads every partition of every tile scan
 //!    (the rows some spine row reads) and of the events (only those read
 //!    raw: none when the tiles cover every bucket any row needs, and then
-//!    the events' scan never starts), and lays them out by key and bucket
-//!    in a [`LookupTable`], reserved in DataFusion's memory pool;
-//! 3. it answers its input in chunks of consecutive rows, several at once
-//!    on blocking threads, each in key and time order (so that rows walk
-//!    the table forward) and put back in the input's order: per row, two
-//!    binary searches in the key's buckets per window shape, and per
-//!    function one merge of states from the row's bucket back to its longest
-//!    window's start, emitting each shorter window on the way — once for all
-//!    rows of a key whose windows hold the same buckets.
+//!    the events' scan never starts), each partition on a task of its own,
+//!    and lays them out by key and bucket in a [`LookupTable`], reserved in
+//!    DataFusion's memory pool;
+//! 3. it orders its input's rows by key and time ([`KeyOrder`]) and answers
+//!    them in runs of keys, several at once on blocking threads, each run
+//!    walking its own part of the table forward: per row, two binary
+//!    searches in the key's buckets per window shape, and per function one
+//!    merge of states from the row's bucket back to its longest window's
+//!    start, emitting each shorter window on the way — once for all rows of
+//!    a key whose windows hold the same buckets;
+//! 4. it puts the answers back into its input's order, batch by batch
+//!    ([`Answers`]).
 //!
 //! Rows keep their order and partition, so no sort or repartition surrounds
 //! the stage, and [`super::RestoreSpineOrderExec`] finds a plan already in
@@ -37,8 +40,7 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{concat_batches, take};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -61,8 +63,8 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use tessera_aggregates::{AggregateImplementation, WindowValues};
 use tessera_time::{EventRange, Grid, TimeRanges, WindowLength};
 
+use super::key_order::{Answers, KeyOrder, RunAnswers, SpineRow};
 use super::lookup_table::{EventColumns, KeyedEvents, LookupTable, ScanRows, SourceTable};
-use super::time::to_micros;
 use super::window_column::{stage_schema, uncovered_buckets_error, window_column};
 use super::{TileInput, TileReach, serving_input};
 use crate::node::{
@@ -140,7 +142,7 @@ struct LookupPlan {
 #[derive(Debug)]
 struct BuiltTable {
     table: LookupTable,
-    _reservation: MemoryReservation,
+    _reservation: Arc<MemoryReservation>,
 }
 
 impl TileLookupExec {
@@ -319,73 +321,50 @@ impl LookupPlan {
         }
     }
 
-    /// Answers every window of the stage for every row of `batch`.
-    ///
-    /// Rows are answered in order of key number and time, not in the
-    /// batch's order: a key's buckets lie together in the table, in key
-    /// number order, so a batch's rows then walk the table forward and
-    /// reuse what the previous row of the key brought into the cache, where
-    /// the spine's order would jump across the table at every row. Rows of
-    /// one key whose windows hold the same buckets (bucketed windows depend
-    /// on the row's bucket only, and busy keys have many rows a bucket)
-    /// are answered once. The values are put back into the batch's order at
-    /// the end.
-    fn answer(&self, table: &LookupTable, batch: &RecordBatch) -> Result<RecordBatch> {
-        let keys: Vec<ArrayRef> = self
-            .spine_keys
-            .iter()
-            .map(|&i| Arc::clone(batch.column(i)))
-            .collect();
-        let keys = table.index.batch_keys(&keys)?;
-        let times = to_micros(batch.column(self.spine_time))?;
-        // Rows without a time sort last; a key no spine row with a time has
-        // (a null key) is `None` and reads nothing.
-        let mut order: Vec<(Option<usize>, i64, u32)> = (0..batch.num_rows())
-            .map(|row| match times.is_null(row) {
-                true => (Some(usize::MAX), i64::MAX, row as u32),
-                false => (table.index.number(&keys, row), times.value(row), row as u32),
-            })
-            .collect();
-        order.sort_unstable();
+    /// Answers every window of the stage for `rows` (a run of a
+    /// [`KeyOrder`]: in key and time order). Rows of one key whose windows
+    /// hold the same buckets (bucketed windows depend on the row's bucket
+    /// only, and busy keys have many rows a bucket) share one answer.
+    fn answer_run(&self, table: &LookupTable, rows: &[SpineRow]) -> Result<RunAnswers> {
         let mut outputs: Vec<WindowValues> = self
             .windows
             .iter()
             .map(|w| table.sources[w.source].states.output())
             .collect();
         let mut missing = vec![TimeRanges::new(); self.windows.len()];
-        // Per row, the answer (the output position) it shares.
-        let mut answers = vec![0u32; order.len()];
+        // Per row, the answer (the output position) it takes.
+        let mut taken = Vec::with_capacity(rows.len());
         let mut answered = 0u32;
         // The previous row's key and bodies (per shape), and this row's.
         let mut last: Option<Option<usize>> = None;
         let (mut last_bodies, mut bodies) = (Vec::new(), Vec::new());
         let mut found: Vec<Range<usize>> = Vec::with_capacity(table.searches.len());
         let mut nested: Vec<(usize, usize)> = Vec::new();
-        for &(key, t, row) in &order {
-            if times.is_null(row as usize) {
+        for row in rows {
+            let Some(t) = row.time() else {
                 answered += 1;
                 outputs.iter_mut().for_each(WindowValues::push_null);
-                answers[row as usize] = answered - 1;
+                taken.push(answered - 1);
                 last = None;
                 continue;
-            }
+            };
             bodies.clear();
             bodies.extend(
                 self.shapes
                     .iter()
                     .map(|(window, grid)| self.semantics.parts(*window, grid, t).body),
             );
+            let key = row.key();
             if last != Some(key) || last_bodies != bodies {
                 answered += 1;
                 let scratch = (&mut found, &mut nested);
                 self.answer_row(table, key, &bodies, scratch, &mut outputs, &mut missing);
             }
-            answers[row as usize] = answered - 1;
+            taken.push(answered - 1);
             last = Some(key);
             std::mem::swap(&mut last_bodies, &mut bodies);
         }
-        let answers = UInt32Array::from(answers);
-        let mut columns = batch.columns().to_vec();
+        let mut columns = Vec::with_capacity(self.windows.len());
         for ((window, out), missing) in self.windows.iter().zip(&mut outputs).zip(&missing) {
             if !missing.is_empty() {
                 return Err(uncovered_buckets_error(
@@ -396,11 +375,14 @@ impl LookupPlan {
                 ));
             }
             let (values, empty) = out.finish()?;
-            let values =
-                window_column(values, &empty, &window.result_type, window.default.as_ref())?;
-            columns.push(take(&values, &answers, None)?);
+            columns.push(window_column(
+                values,
+                &empty,
+                &window.result_type,
+                window.default.as_ref(),
+            )?);
         }
-        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+        Ok(RunAnswers { columns, taken })
     }
 
     /// Appends the value of every window of `key` with bodies `bodies` (per
@@ -473,8 +455,9 @@ struct TableBuild {
 
 impl TableBuild {
     async fn run(self) -> Result<BuiltTable> {
-        let reservation =
-            MemoryConsumer::new("TileLookupExec table").register(self.context.memory_pool());
+        let reservation = Arc::new(
+            MemoryConsumer::new("TileLookupExec table").register(self.context.memory_pool()),
+        );
         let scans = futures::future::try_join_all(
             self.tile_scans
                 .iter()
@@ -537,32 +520,54 @@ impl TableBuild {
     }
 }
 
-/// The fewest rows a chunk of the input is answered in, and the most.
-const CHUNK_ROWS: std::ops::RangeInclusive<usize> = 8192..=262_144;
+/// The fewest rows a run of the input is answered in, and the most.
+const RUN_ROWS: std::ops::RangeInclusive<usize> = 8192..=262_144;
 
-/// `batches` in consecutive runs, each answered at once: large ones, since
-/// the rows of a chunk walk the table in key order (more rows, more of a
-/// key's rows together), but at least four per thread `parallelism` allows,
-/// so that the threads answer while the first results are written and the
-/// last chunk, written after every other, is short (with two per thread,
-/// the medium benchmark's lean tile query took 0.15 s longer; with eight,
-/// 0.25 s longer, its rows walking the table less in order).
-fn chunks(batches: Vec<RecordBatch>, parallelism: usize) -> Vec<Vec<RecordBatch>> {
-    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    let target = (total / (4 * parallelism)).clamp(*CHUNK_ROWS.start(), *CHUNK_ROWS.end());
-    let mut chunks: Vec<Vec<RecordBatch>> = Vec::new();
-    let mut rows = 0;
-    for batch in batches {
-        if rows >= target || chunks.is_empty() {
-            chunks.push(Vec::new());
-            rows = 0;
-        }
-        rows += batch.num_rows();
-        if let Some(chunk) = chunks.last_mut() {
-            chunk.push(batch);
-        }
-    }
-    chunks
+/// How many rows each run of a partition of `total` rows holds: large
+/// ones (each walks its own part of the table), but at least four per
+/// thread `parallelism` allows, so that threads finishing early find
+/// another (a key's rows are never split, and a busy key makes its run long).
+fn run_rows(total: usize, parallelism: usize) -> usize {
+    (total / (4 * parallelism)).clamp(*RUN_ROWS.start(), *RUN_ROWS.end())
+}
+
+/// The answers of every row of `batches` (a partition's input): ordered
+/// by key and time, and answered run by run, several at once on blocking threads.
+async fn answer_all(
+    plan: &Arc<LookupPlan>,
+    table: &Arc<BuiltTable>,
+    batches: &[RecordBatch],
+    parallelism: usize,
+    baseline: &BaselineMetrics,
+) -> Result<Answers> {
+    let timer = baseline.elapsed_compute().timer();
+    let total = batches.iter().map(RecordBatch::num_rows).sum();
+    let index = &table.table.index;
+    let order = KeyOrder::new(
+        index,
+        batches,
+        &plan.spine_keys,
+        plan.spine_time,
+        run_rows(total, parallelism),
+    )?;
+    timer.done();
+    let order = Arc::new(order);
+    let runs = futures::stream::iter(0..order.runs().len())
+        .map(|run| {
+            let (plan, table, order) = (Arc::clone(plan), Arc::clone(table), Arc::clone(&order));
+            let timer = baseline.elapsed_compute().clone();
+            SpawnedTask::spawn_blocking(move || {
+                let _timer = timer.timer();
+                let rows = &order.rows()[order.runs()[run].clone()];
+                plan.answer_run(&table.table, rows)
+            })
+            .join_unwind()
+        })
+        .buffered(parallelism)
+        .map(joined)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Answers::new(&order, runs)
 }
 
 /// The result of a blocking task, its panic or cancellation as an error.
@@ -572,26 +577,32 @@ fn joined<T, E: std::error::Error + Send + Sync + 'static>(
     result.map_err(|e| DataFusionError::External(Box::new(e)))?
 }
 
-/// Every batch of every partition of `plan`, read concurrently and
-/// counted in `reservation` as they arrive.
+/// Every batch of every partition of `plan`, each partition read by a task
+/// of its own (so that decoding files runs on every thread, not only on the
+/// one polling the table's build) and counted in `reservation` as they arrive.
 async fn read_all(
     plan: &Arc<dyn ExecutionPlan>,
     context: &Arc<TaskContext>,
-    reservation: &MemoryReservation,
+    reservation: &Arc<MemoryReservation>,
 ) -> Result<Vec<RecordBatch>> {
     let partitions = plan.properties().output_partitioning().partition_count();
     let reads = (0..partitions).map(|partition| {
         let stream = plan.execute(partition, Arc::clone(context));
-        async move {
+        let reservation = Arc::clone(reservation);
+        let read = SpawnedTask::spawn(async move {
             stream?
-                .and_then(|batch| async move {
-                    let bytes = batch.get_array_memory_size();
-                    grow(reservation, bytes, "the tile rows and events it reads")?;
-                    Ok(batch)
+                .and_then(|batch| {
+                    let reservation = Arc::clone(&reservation);
+                    async move {
+                        let bytes = batch.get_array_memory_size();
+                        grow(&reservation, bytes, "the tile rows and events it reads")?;
+                        Ok(batch)
+                    }
                 })
                 .try_collect::<Vec<_>>()
                 .await
-        }
+        });
+        async move { joined(read.join_unwind().await) }
     });
     Ok(futures::future::try_join_all(reads)
         .await?
@@ -712,29 +723,36 @@ impl ExecutionPlan for TileLookupExec {
                 .try_collect()
                 .await?;
             let table = table.await.map_err(DataFusionError::Shared)?;
-            let answers = futures::stream::iter(chunks(batches, parallelism))
-                .map(move |chunk| {
-                    let (plan, table) = (Arc::clone(&plan), Arc::clone(&table));
-                    let timer = baseline.elapsed_compute().clone();
-                    let baseline = baseline.clone();
-                    SpawnedTask::spawn_blocking(move || {
-                        let _timer = timer.timer();
-                        let chunk = concat_batches(&chunk[0].schema(), &chunk)?;
-                        let answered = plan.answer(&table.table, &chunk)?;
-                        baseline.record_output(answered.num_rows());
-                        Ok(answered)
-                    })
-                    .join_unwind()
+            let answers = answer_all(&plan, &table, &batches, parallelism, &baseline).await?;
+            grow(
+                &reservation,
+                answers.heap_bytes(),
+                "the answers it puts in order",
+            )?;
+            let (answers, schema) = (Arc::new(answers), Arc::clone(&plan.schema));
+            // Each batch's answers are gathered on a blocking thread, several
+            // at once: the gathers jump across every run's answers.
+            let mut first = 0;
+            let attached = futures::stream::iter(batches.into_iter().map(move |batch| {
+                let at = first;
+                first += batch.num_rows();
+                let (answers, schema, baseline) =
+                    (Arc::clone(&answers), Arc::clone(&schema), baseline.clone());
+                SpawnedTask::spawn_blocking(move || {
+                    let _timer = baseline.elapsed_compute().timer();
+                    let attached = answers.attach(&batch, at, &schema)?;
+                    baseline.record_output(attached.num_rows());
+                    Ok(attached)
                 })
-                .buffered(parallelism)
-                .map(|joined| match joined {
-                    Ok(answered) => answered,
-                    Err(e) => Err(DataFusionError::External(Box::new(e))),
-                });
-            // The reservation lives as long as the batches it accounts for.
-            Ok::<_, DataFusionError>(answers.inspect(move |_| {
-                let _ = &reservation;
+                .join_unwind()
             }))
+            .buffered(parallelism)
+            .map(joined)
+            // The reservation lives as long as the batches it accounts for.
+            .inspect(move |_| {
+                let _ = &reservation;
+            });
+            Ok::<_, DataFusionError>(attached)
         })
         .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(
