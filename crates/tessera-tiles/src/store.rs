@@ -530,10 +530,12 @@ async fn whole_file(result: GetResult) -> object_store::Result<Bytes> {
         // An empty file cannot be mapped (and has nothing to map).
         GetResultPayload::File(..) if range.is_empty() => Ok(Bytes::new()),
         GetResultPayload::File(file, path) => {
-            // SAFETY: a tile file is never written after its commit names it
-            // (backfills write new files, vacuums delete, which leaves a
-            // mapping whole), so the mapped bytes cannot change while read;
-            // the checksum is verified on the mapped bytes themselves.
+            // SAFETY: the mapped bytes cannot change while they are read. A
+            // tile file gets a random name and is created once (`PutMode::Create`,
+            // which the local store writes under a temporary name and renames
+            // into place); nothing writes to it after, and a vacuum deletes it,
+            // which leaves a mapping whole. The checksum is verified on the
+            // mapped bytes themselves.
             let mapped = unsafe { memmap2::MmapOptions::new().populate().map(&file) };
             mapped
                 .map(Bytes::from_owner)

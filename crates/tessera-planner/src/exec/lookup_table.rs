@@ -429,10 +429,9 @@ impl SourceTable {
     }
 }
 
-/// Every window source of a stage, with the index that numbers its keys.
+/// Every window source of a stage, its keys numbered by the stage's [`KeyIndex`].
 #[derive(Debug)]
 pub(crate) struct LookupTable {
-    pub(crate) index: Arc<KeyIndex>,
     pub(crate) sources: Vec<SourceTable>,
     /// The distinct searches a row needs: a source whose layout to search
     /// and a window shape whose body to search for. Windows of one shape
@@ -446,7 +445,6 @@ pub(crate) struct LookupTable {
 impl LookupTable {
     /// The table of `sources` for windows reading source and shape `windows`.
     pub(crate) fn new(
-        index: Arc<KeyIndex>,
         sources: Vec<SourceTable>,
         windows: impl IntoIterator<Item = (usize, usize)>,
     ) -> Self {
@@ -465,7 +463,6 @@ impl LookupTable {
             })
             .collect();
         Self {
-            index,
             sources,
             searches,
             window_searches,

@@ -19,8 +19,9 @@
 //!    the events' scan never starts), each partition on a task of its own,
 //!    and lays them out by key and bucket in a [`LookupTable`], reserved in
 //!    DataFusion's memory pool;
-//! 3. it orders its input's rows by key and time ([`KeyOrder`]) and answers
-//!    them in runs of keys, several at once on blocking threads, each run
+//! 3. it orders its input's rows by key and time ([`KeyOrder`]) — once the
+//!    key index is built, while the table still is — and answers them in
+//!    runs of keys, several at once on blocking threads, each run
 //!    walking its own part of the table forward: per row, two binary
 //!    searches in the key's buckets per window shape, and per function one
 //!    merge of states from the row's bucket back to its longest window's
@@ -59,7 +60,7 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
 };
 use futures::future::{BoxFuture, Shared};
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryFutureExt, TryStreamExt};
 use tessera_aggregates::{AggregateImplementation, WindowValues};
 use tessera_time::{EventRange, Grid, TimeRanges, WindowLength};
 
@@ -507,7 +508,7 @@ impl TableBuild {
         });
         let sources = futures::future::try_join_all(sources).await?;
         let windows = self.plan.windows.iter().map(|w| (w.source, w.shape));
-        let table = LookupTable::new(index, sources, windows);
+        let table = LookupTable::new(sources, windows);
         // What was read is dropped by now; the table stays.
         let table_bytes = table.heap_bytes();
         let read_bytes = reservation.size();
@@ -531,26 +532,39 @@ fn run_rows(total: usize, parallelism: usize) -> usize {
     (total / (4 * parallelism)).clamp(*RUN_ROWS.start(), *RUN_ROWS.end())
 }
 
-/// The answers of every row of `batches` (a partition's input): ordered
-/// by key and time, and answered run by run, several at once on blocking threads.
+/// The rows of `batches` (a partition's input) in key and time order, cut
+/// into runs, on a blocking thread. Ordering needs only the key index, ready
+/// long before the table: it runs while the table is built.
+async fn order_rows(
+    plan: Arc<LookupPlan>,
+    reach: Arc<TileReach>,
+    batches: Arc<Vec<RecordBatch>>,
+    parallelism: usize,
+    baseline: BaselineMetrics,
+) -> Result<KeyOrder> {
+    let index = reach.index().await?;
+    let ordering = SpawnedTask::spawn_blocking(move || {
+        let _timer = baseline.elapsed_compute().timer();
+        let total = batches.iter().map(RecordBatch::num_rows).sum();
+        KeyOrder::new(
+            &index,
+            &batches,
+            &plan.spine_keys,
+            plan.spine_time,
+            run_rows(total, parallelism),
+        )
+    });
+    joined(ordering.join_unwind().await)
+}
+
+/// The answers of the rows of `order`, run by run, several at once on blocking threads.
 async fn answer_all(
     plan: &Arc<LookupPlan>,
     table: &Arc<BuiltTable>,
-    batches: &[RecordBatch],
+    order: KeyOrder,
     parallelism: usize,
     baseline: &BaselineMetrics,
 ) -> Result<Answers> {
-    let timer = baseline.elapsed_compute().timer();
-    let total = batches.iter().map(RecordBatch::num_rows).sum();
-    let index = &table.table.index;
-    let order = KeyOrder::new(
-        index,
-        batches,
-        &plan.spine_keys,
-        plan.spine_time,
-        run_rows(total, parallelism),
-    )?;
-    timer.done();
     let order = Arc::new(order);
     let runs = futures::stream::iter(0..order.runs().len())
         .map(|run| {
@@ -706,7 +720,7 @@ impl ExecutionPlan for TileLookupExec {
     ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, Arc::clone(&context))?;
         let table = self.table(&context)?;
-        let plan = Arc::clone(&self.plan);
+        let (plan, reach) = (Arc::clone(&self.plan), Arc::clone(&self.reach));
         let baseline = BaselineMetrics::new(&self.metrics, partition);
         let parallelism = context.session_config().target_partitions().max(1);
         let reservation = MemoryConsumer::new(format!("TileLookupExec[{partition}] input"))
@@ -722,8 +736,16 @@ impl ExecutionPlan for TileLookupExec {
                 })
                 .try_collect()
                 .await?;
-            let table = table.await.map_err(DataFusionError::Shared)?;
-            let answers = answer_all(&plan, &table, &batches, parallelism, &baseline).await?;
+            let batches = Arc::new(batches);
+            let order = order_rows(
+                Arc::clone(&plan),
+                reach,
+                Arc::clone(&batches),
+                parallelism,
+                baseline.clone(),
+            );
+            let (table, order) = futures::try_join!(table.map_err(DataFusionError::Shared), order)?;
+            let answers = answer_all(&plan, &table, order, parallelism, &baseline).await?;
             grow(
                 &reservation,
                 answers.heap_bytes(),
@@ -733,7 +755,8 @@ impl ExecutionPlan for TileLookupExec {
             // Each batch's answers are gathered on a blocking thread, several
             // at once: the gathers jump across every run's answers.
             let mut first = 0;
-            let attached = futures::stream::iter(batches.into_iter().map(move |batch| {
+            let attached = futures::stream::iter((0..batches.len()).map(move |i| {
+                let batch = batches[i].clone();
                 let at = first;
                 first += batch.num_rows();
                 let (answers, schema, baseline) =
