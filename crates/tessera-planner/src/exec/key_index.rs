@@ -11,9 +11,9 @@
 //! times in a large query — so its layout is built for lookups: keys map to
 //! a dense number, in key order (a single integer key column of a narrow
 //! range by its offset in an array, one of a wide range by hashing its
-//! value, anything else by hashing its row encoding), and every key's ranges lie in one
-//! shared vector, slot after slot, so a lookup touches the hash table and
-//! one contiguous slice.
+//! value, anything else by hashing its row encoding), and every key's
+//! ranges lie in one shared vector, slot after slot, so a lookup touches the
+//! key map and one contiguous slice.
 
 use std::sync::Arc;
 

@@ -14,6 +14,7 @@
 //! partition's order batch by batch, gathered from every run.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{concat, take};
@@ -80,7 +81,8 @@ impl KeyOrder {
         }
         let mut rows = Vec::with_capacity(total);
         for batch in batches {
-            let columns: Vec<ArrayRef> = keys.iter().map(|&k| batch.column(k).clone()).collect();
+            let columns: Vec<ArrayRef> =
+                keys.iter().map(|&k| Arc::clone(batch.column(k))).collect();
             let batch_keys = index.batch_keys(&columns)?;
             let times = to_micros(batch.column(time))?;
             for (row, &time) in times.values().iter().enumerate() {
@@ -223,6 +225,6 @@ impl Answers {
         for values in &self.columns {
             columns.push(take(values, &taken, None)?);
         }
-        Ok(RecordBatch::try_new(schema.clone(), columns)?)
+        Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
     }
 }
