@@ -464,6 +464,12 @@ async fn corrupt_tiles_fail_naming_the_file() {
             Box::new(|b: &mut Vec<u8>| b.truncate(b.len() / 2)),
             "is corrupt: it has",
         ),
+        // A local file is memory-mapped: an empty one too fails on its size.
+        (
+            "emptied",
+            Box::new(|b: &mut Vec<u8>| b.clear()),
+            "is corrupt: it has 0 bytes",
+        ),
     ];
     for (what, damage, expected) in damages {
         let mut bytes = original.clone();

@@ -527,8 +527,6 @@ async fn whole_file(result: GetResult) -> object_store::Result<Bytes> {
         attributes,
     } = result;
     match payload {
-        // An empty file cannot be mapped (and has nothing to map).
-        GetResultPayload::File(..) if range.is_empty() => Ok(Bytes::new()),
         GetResultPayload::File(file, path) => {
             // SAFETY: the mapped bytes cannot change while they are read. A
             // tile file gets a random name and is created once (`PutMode::Create`,
