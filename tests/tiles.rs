@@ -720,10 +720,21 @@ async fn a_large_spine_looked_up_in_runs_answers_as_the_sweep_does() {
         .unwrap();
     assert!(report.all_agree(), "{report}");
     assert!(report.runs.iter().all(|run| run.rows == 40_000), "{report}");
-    let (_, stages) = bucketed_amounts(&ctx, plans[1].options.clone())
+    // The large spine itself is answered by one lookup stage, not a sweep.
+    let mut training_set = TrainingSet::new(spine, "ts").options(plans[1].options.clone());
+    for feature in series {
+        training_set = training_set.feature(feature);
+    }
+    let plan = training_set
+        .build()
+        .unwrap()
+        .create_physical_plan()
         .await
         .unwrap();
-    assert_eq!(stages, vec!["TileLookupExec".to_string()]);
+    let (mut lookups, mut sweeps) = (Vec::new(), Vec::new());
+    plans_named(&plan, "TileLookupExec", &mut lookups);
+    plans_named(&plan, "PointInTimeExec", &mut sweeps);
+    assert_eq!((lookups.len(), sweeps.len()), (1, 0));
 }
 
 /// Under a memory limit a stage is looked up only when its table surely

@@ -8,8 +8,10 @@ use std::cmp::Ordering;
 use std::ops::Range;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray};
+use datafusion::arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Field, FieldRef, Float64Type, Int64Type,
+};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::utils::format_state_name;
 
@@ -197,6 +199,19 @@ impl ExtremeFactory {
             largest: self.largest,
         }
     }
+
+    /// Appends to `out` the states of rows `rows` of a column of numbers,
+    /// each non-null value wrapped by `extreme`.
+    fn decode_numbers<T: ArrowPrimitiveType>(
+        &self,
+        values: &PrimitiveArray<T>,
+        rows: Range<usize>,
+        extreme: impl Fn(T::Native) -> Extreme,
+        out: &mut Vec<ExtremeState>,
+    ) {
+        let value = |row| values.is_valid(row).then(|| extreme(values.value(row)));
+        out.extend(rows.map(|row| self.state(value(row))));
+    }
 }
 
 /// The value in row `row` of a column of the value type, `None` when null.
@@ -245,19 +260,9 @@ impl StateFactory for ExtremeFactory {
         let column = self.state_column(columns)?;
         // The column's type is found once, not at every row.
         if let Some(values) = column.as_primitive_opt::<Float64Type>() {
-            let value = |row| {
-                values
-                    .is_valid(row)
-                    .then(|| Extreme::Float(values.value(row)))
-            };
-            out.extend(rows.map(|row| self.state(value(row))));
+            self.decode_numbers(values, rows, Extreme::Float, out);
         } else if let Some(values) = column.as_primitive_opt::<Int64Type>() {
-            let value = |row| {
-                values
-                    .is_valid(row)
-                    .then(|| Extreme::Integer(values.value(row)))
-            };
-            out.extend(rows.map(|row| self.state(value(row))));
+            self.decode_numbers(values, rows, Extreme::Integer, out);
         } else {
             for row in rows {
                 out.push(self.state(extreme_at(column, row)?));

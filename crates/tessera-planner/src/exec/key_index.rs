@@ -296,14 +296,15 @@ impl KeyMap {
             return None;
         };
         let rows: usize = batches.iter().map(|(_, times)| times.len()).sum();
-        let integers = || {
-            batches.iter().filter_map(|(keys, _)| match keys {
+        let integers = batches
+            .iter()
+            .map(|(keys, _)| match keys {
                 BatchKeys::Integer(values) => Some(values),
                 BatchKeys::Rows { .. } => None,
             })
-        };
-        let base = integers().filter_map(min).min()?;
-        let top = integers().filter_map(max).max()?;
+            .collect::<Option<Vec<_>>>()?;
+        let base = integers.iter().filter_map(|values| min(*values)).min()?;
+        let top = integers.iter().filter_map(|values| max(*values)).max()?;
         let width = usize::try_from(top.checked_sub(base)?)
             .ok()?
             .checked_add(1)?;
@@ -311,10 +312,7 @@ impl KeyMap {
             return None;
         }
         let mut numbers = vec![ABSENT; width];
-        for (keys, times) in batches {
-            let BatchKeys::Integer(values) = keys else {
-                return None;
-            };
+        for ((keys, times), values) in batches.iter().zip(integers) {
             for (i, &value) in values.values().iter().enumerate() {
                 if indexed(keys, times, i) {
                     numbers[(value - base) as usize] = 0;
