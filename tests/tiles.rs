@@ -737,6 +737,70 @@ async fn a_large_spine_looked_up_in_runs_answers_as_the_sweep_does() {
     assert_eq!((lookups.len(), sweeps.len()), (1, 0));
 }
 
+/// A tile file of more rows than a row group (65,536) reaches a lookup in
+/// several batches, and the key at a boundary has buckets in both: its run
+/// of the table is decoded from each batch in turn. Every cell is the raw
+/// plan's.
+#[tokio::test]
+async fn keys_straddling_batches_of_a_tile_file_answer_as_raw_events_do() {
+    let ctx = tessera::new_context(SessionConfig::new().with_target_partitions(2));
+    let setup = "
+        CREATE TABLE events AS
+          SELECT value % 3000 AS user_id,
+                 to_timestamp_seconds(1735689600 + (value / 3000) * 86400 + value % 3000) AS ts,
+                 (value * 7919) % 1000 / 10.0 AS amount
+          FROM generate_series(0, 74999);
+        CREATE TABLE spine AS
+          SELECT value AS user_id, to_timestamp_seconds(1735689600 + 25 * 86400) AS ts
+          FROM generate_series(0, 2999);
+        CREATE WINDOWED FEATURE user.amount FROM events KEY user_id TIMESTAMP ts
+          AGGREGATE sum(amount) WINDOWS ('1d', '7d', '30d') WITH (bucket_duration = '1d');";
+    for frame in tessera::execute_sql(&ctx, setup).await.unwrap() {
+        frame.collect().await.unwrap();
+    }
+    let url = "memory://straddling-keys";
+    let store = TileStore::open(url).unwrap();
+    let request = BackfillRequest {
+        features: vec![FeatureName::parse("user.amount").unwrap()],
+        lower: parse_instant(LOWER).unwrap(),
+        upper: parse_instant("2025-01-31T00:00:00Z").unwrap(),
+        chunk: None,
+    };
+    let state = ctx.state();
+    let plan = plan_backfill(&state, &request).unwrap();
+    run_backfill(&state, &store, &plan, &NoProgress)
+        .await
+        .unwrap();
+    let snapshot = store.snapshot().await.unwrap();
+    let largest = snapshot
+        .tile_sets
+        .values()
+        .flat_map(|tile_set| &tile_set.files)
+        .map(|live| live.file.rows)
+        .max();
+    assert!(
+        largest > Some(65_536),
+        "largest tile file: {largest:?} rows"
+    );
+    let bucketed = |label: &str, options: TesseraOptions| PlanVariant {
+        label: label.to_string(),
+        options: TesseraOptions {
+            use_materialized_offline_query: true,
+            ..options
+        },
+    };
+    let plans = [
+        bucketed("raw", TesseraOptions::default()),
+        bucketed("lookup", tile_options(url)),
+    ];
+    let spine = ctx.table("spine").await.unwrap();
+    let report = compare_plans(&spine, "ts", &["user.amount".to_string()], &plans, 1e-9)
+        .await
+        .unwrap();
+    assert!(report.all_agree(), "{report}");
+    assert!(report.runs.iter().all(|run| run.rows == 3000), "{report}");
+}
+
 /// Under a memory limit a stage is looked up only when its table surely
 /// fits (in half the pool, estimated from the rows of the tile files it may
 /// read); otherwise it is planned as a sweep, which spills.

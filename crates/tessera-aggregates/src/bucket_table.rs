@@ -10,9 +10,10 @@
 //! table serves every thread answering rows.
 
 use std::fmt::Debug;
+use std::ops::Range;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray};
-use datafusion::common::Result;
+use datafusion::common::{Result, exec_err};
 
 use crate::function::decode_states;
 use crate::state::{PartialState, StateFactory, WindowOutput};
@@ -54,13 +55,30 @@ pub struct DecodedBuckets<F: StateFactory> {
     states: Vec<F::State>,
 }
 
+/// Rows of one part of a table's serialized states: `rows` of `parts[part]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRows {
+    /// Which part the rows are in.
+    pub part: usize,
+    /// The rows, consecutive in that part.
+    pub rows: Range<usize>,
+}
+
 impl<F: StateFactory> DecodedBuckets<F> {
-    /// Decodes every row of `columns` (laid out as the function's state
-    /// fields), validating each state; a bad one fails naming its row.
-    pub fn decode(factory: F, columns: &[ArrayRef]) -> Result<Self> {
-        let rows = columns.first().map_or(0, |c| c.len());
+    /// Decodes the rows of `runs`, in that order, from `parts` (each laid
+    /// out as the function's state fields), validating each state; a bad
+    /// one fails naming its row. The table's rows are the runs' rows one
+    /// after another — so states read from several files are laid out in
+    /// the table's order as they are decoded, not copied into it first.
+    pub fn decode(factory: F, parts: &[&[ArrayRef]], runs: &[PartRows]) -> Result<Self> {
+        let rows = runs.iter().map(|run| run.rows.len()).sum();
         let mut states = Vec::with_capacity(rows);
-        decode_states(&factory, columns, 0..rows, &mut states)?;
+        for PartRows { part, rows } in runs {
+            let Some(columns) = parts.get(*part) else {
+                return exec_err!("bucket states read from part {part} of {}", parts.len());
+            };
+            decode_states(&factory, columns, rows.clone(), &mut states)?;
+        }
         Ok(Self { factory, states })
     }
 }

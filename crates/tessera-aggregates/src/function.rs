@@ -22,7 +22,7 @@ use datafusion::arrow::array::ArrayRef;
 use datafusion::logical_expr::{Accumulator, GroupsAccumulator};
 
 use crate::accumulator::{Input, Output, StateAccumulator};
-use crate::bucket_table::{BucketTable, DecodedBuckets};
+use crate::bucket_table::{BucketTable, DecodedBuckets, PartRows};
 use crate::groups_accumulator::StateGroupsAccumulator;
 use crate::sliding::SlidingAggregate;
 use crate::state::{PartialState, StateFactory, run_states};
@@ -271,9 +271,13 @@ pub trait AggregateImplementation: Send + Sync + fmt::Debug {
     /// The serialized states of runs of argument rows, `bounds[i]..bounds[i + 1]`
     /// (see [`run_states`]).
     fn run_states(&self, arguments: &[ArrayRef], bounds: &[usize]) -> Result<Vec<ArrayRef>>;
-    /// Every row of serialized states `columns`, decoded into a table that
-    /// answers windows over ranges of its rows.
-    fn bucket_table(&self, columns: &[ArrayRef]) -> Result<Box<dyn BucketTable>>;
+    /// The rows of `runs` of serialized states `parts`, in that order,
+    /// decoded into a table that answers windows over ranges of its rows.
+    fn bucket_table(
+        &self,
+        parts: &[&[ArrayRef]],
+        runs: &[PartRows],
+    ) -> Result<Box<dyn BucketTable>>;
 }
 
 impl<F: StateFactory> AggregateImplementation for F {
@@ -307,8 +311,12 @@ impl<F: StateFactory> AggregateImplementation for F {
         run_states(self, arguments, bounds)
     }
 
-    fn bucket_table(&self, columns: &[ArrayRef]) -> Result<Box<dyn BucketTable>> {
-        Ok(Box::new(DecodedBuckets::decode(self.clone(), columns)?))
+    fn bucket_table(
+        &self,
+        parts: &[&[ArrayRef]],
+        runs: &[PartRows],
+    ) -> Result<Box<dyn BucketTable>> {
+        Ok(Box::new(DecodedBuckets::decode(self.clone(), parts, runs)?))
     }
 
     fn evaluate_states(&self, columns: &[ArrayRef], rows: usize) -> Result<ArrayRef> {

@@ -16,7 +16,7 @@ mod sql_functions;
 mod state;
 
 pub use accumulator::{Input, Output, StateAccumulator};
-pub use bucket_table::{BucketTable, DecodedBuckets, WindowValues};
+pub use bucket_table::{BucketTable, DecodedBuckets, PartRows, WindowValues};
 pub use function::{
     AggregateImplementation, AggregateKind, Argument, BoundAggregate, FUNCTIONS, Parameters,
     ValueFamily,

@@ -10,18 +10,18 @@
 //! run's sub-range between two binary searches. The tile sets of one scan
 //! share their layout; a window whose buckets also come from raw events gets
 //! one of its own. States are decoded once, into each function's
-//! [`BucketTable`].
+//! [`BucketTable`], straight from the batches read: the layout is kept as
+//! runs of consecutive rows of one batch ([`PartRows`]), decoded run after
+//! run, so no state column is copied into the layout's order first.
 
 use std::ops::Range;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, RecordBatch, UInt32Array, new_empty_array,
-};
-use datafusion::arrow::compute::{concat, interleave, take};
-use datafusion::arrow::datatypes::{Int64Type, Schema};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::compute::interleave;
+use datafusion::arrow::datatypes::Int64Type;
 use datafusion::common::{Result, exec_err};
-use tessera_aggregates::{AggregateImplementation, BucketTable};
+use tessera_aggregates::{AggregateImplementation, BucketTable, PartRows};
 use tessera_time::{EventRange, Grid, TimeRanges};
 
 use super::TileInput;
@@ -100,30 +100,27 @@ fn lay_out(key_count: usize, rows: Vec<KeyedRow>) -> (KeyedBuckets, Vec<RowAt>) 
 /// The rows of one tile scan laid out by key and bucket: what its tile sets share.
 pub(crate) struct ScanRows {
     layout: Arc<KeyedBuckets>,
-    /// The scan's state columns, in the layout's order.
-    states: Vec<ArrayRef>,
+    /// The scan's state columns, batch after batch: a source decodes its
+    /// states from them straight into the layout's order.
+    parts: Vec<Vec<ArrayRef>>,
+    /// Where each part's rows start among all parts' rows, and where the last ends.
+    bounds: Vec<usize>,
+    /// The layout's rows, as runs of consecutive rows of one part.
+    runs: Vec<PartRows>,
 }
 
 impl ScanRows {
-    /// Numbers every row of `batches` (of `schema`: key columns, bucket
-    /// start, state columns) by key and lays the state columns out by key
-    /// and bucket. Rows whose key no spine row has are dropped: no row reads them.
+    /// Numbers every row of `batches` (key columns, bucket start, state
+    /// columns) by key and lays them out by key and bucket. Rows whose key
+    /// no spine row has are dropped: no row reads them.
     pub(crate) fn new(
         index: &KeyIndex,
-        schema: &Schema,
         batches: &[RecordBatch],
         key_columns: usize,
     ) -> Result<Self> {
-        let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        if u32::try_from(total).is_err() {
-            return exec_err!(
-                "a tile lookup reads at most {} tile rows, not {total}",
-                u32::MAX
-            );
-        }
-        let mut rows = Vec::with_capacity(total);
-        let mut first_row = 0;
-        for batch in batches {
+        let bounds = part_bounds(batches.iter().map(RecordBatch::num_rows))?;
+        let mut rows = Vec::with_capacity(bounds.last().copied().unwrap_or_default());
+        for (batch, &first_row) in batches.iter().zip(&bounds) {
             let keys = index.batch_keys(&batch.columns()[..key_columns])?;
             let starts = batch.column(key_columns).as_primitive::<Int64Type>();
             // Files hold each key's rows together: look a key up once per run.
@@ -136,48 +133,18 @@ impl ScanRows {
                     rows.push((key, *start, (first_row + row) as RowAt));
                 }
             }
-            first_row += batch.num_rows();
         }
         let (layout, order) = lay_out(index.key_count(), rows);
-        let order = UInt32Array::from(order);
-        let columns: Vec<usize> = (key_columns + 1..schema.fields().len()).collect();
-        // Tile sets of a series share the columns they keep alike (mean's
-        // sum and count are sum's): such a column is laid out once. (With no
-        // batches, every column is its own, empty.)
-        let same_as = |column: usize| {
-            if batches.is_empty() {
-                return None;
-            }
-            columns
-                .iter()
-                .copied()
-                .take_while(|&c| c < column)
-                .find(|&earlier| {
-                    batches
-                        .iter()
-                        .all(|b| Arc::ptr_eq(b.column(earlier), b.column(column)))
-                })
-        };
-        let distinct: Vec<usize> = columns
+        let runs = part_runs(&order, &bounds);
+        let parts = batches
             .iter()
-            .copied()
-            .filter(|&c| same_as(c).is_none())
-            .collect();
-        let laid_out = lay_out_columns(batches, schema, &distinct, &order)?;
-        let states: Vec<ArrayRef> = columns
-            .iter()
-            .map(|&c| {
-                let source = same_as(c).unwrap_or(c);
-                let at = distinct
-                    .iter()
-                    .position(|&d| d == source)
-                    .unwrap_or_default();
-                Arc::clone(&laid_out[at])
-            })
+            .map(|batch| batch.columns()[key_columns + 1..].to_vec())
             .collect();
         Ok(Self {
             layout: Arc::new(layout),
-            states,
+            parts,
+            bounds,
+            runs,
         })
     }
 
@@ -186,54 +153,71 @@ impl ScanRows {
         self.layout.starts.len()
     }
 
-    /// Every row as laid out: key number, bucket start, position.
+    /// Every row as laid out: key number, bucket start, and where it is
+    /// among the parts' rows.
     fn keyed_rows(&self) -> Vec<KeyedRow> {
         let offsets = &self.layout.offsets;
+        let mut origins = self.runs.iter().flat_map(|run| {
+            let first = self.bounds[run.part];
+            run.rows.clone().map(move |row| (first + row) as RowAt)
+        });
         let mut rows = Vec::with_capacity(self.len());
         for key in 0..offsets.len().saturating_sub(1) {
             for row in offsets[key]..offsets[key + 1] {
-                rows.push((key, self.layout.starts[row], row as RowAt));
+                let at = origins.next().unwrap_or_default();
+                rows.push((key, self.layout.starts[row], at));
             }
         }
         rows
     }
+
+    /// The state columns `states` of every part.
+    fn state_parts(&self, states: Range<usize>) -> Vec<&[ArrayRef]> {
+        self.parts
+            .iter()
+            .map(|part| &part[states.clone()])
+            .collect()
+    }
 }
 
-/// Columns `columns` of `batches` (of `schema`), concatenated and taken in
-/// `order`, on two threads (each column is a pass over every row).
-fn lay_out_columns(
-    batches: &[RecordBatch],
-    schema: &Schema,
-    columns: &[usize],
-    order: &UInt32Array,
-) -> Result<Vec<ArrayRef>> {
-    let lay_out_one = |column: usize| -> Result<ArrayRef> {
-        let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(column).as_ref()).collect();
-        match arrays.as_slice() {
-            [] => Ok(new_empty_array(schema.field(column).data_type())),
-            _ => Ok(take(&concat(&arrays)?, order, None)?),
+/// Where each of parts of `lengths` rows starts when laid end to end, then
+/// where the last ends; at most [`RowAt::MAX`] rows in all.
+fn part_bounds(lengths: impl IntoIterator<Item = usize>) -> Result<Vec<usize>> {
+    let mut bounds = vec![0];
+    for length in lengths {
+        bounds.push(bounds[bounds.len() - 1] + length);
+    }
+    let total = bounds[bounds.len() - 1];
+    if RowAt::try_from(total).is_err() {
+        return exec_err!(
+            "a tile lookup reads at most {} bucket rows, not {total}",
+            RowAt::MAX
+        );
+    }
+    Ok(bounds)
+}
+
+/// `order` (positions among parts laid end to end, part `p` from
+/// `bounds[p]` to `bounds[p + 1]`) as runs of consecutive rows of one part.
+fn part_runs(order: &[RowAt], bounds: &[usize]) -> Vec<PartRows> {
+    let mut runs: Vec<PartRows> = Vec::new();
+    for &at in order {
+        let at = at as usize;
+        if let Some(last) = runs.last_mut() {
+            let next = bounds[last.part] + last.rows.end;
+            if next == at && at < bounds[last.part + 1] {
+                last.rows.end += 1;
+                continue;
+            }
         }
-    };
-    let (first, second) = columns.split_at(columns.len() / 2);
-    let (first, second) = std::thread::scope(|scope| {
-        let first = scope.spawn(|| {
-            first
-                .iter()
-                .map(|&c| lay_out_one(c))
-                .collect::<Result<Vec<_>>>()
+        let part = bounds.partition_point(|&bound| bound <= at) - 1;
+        let row = at - bounds[part];
+        runs.push(PartRows {
+            part,
+            rows: row..row + 1,
         });
-        let second = second
-            .iter()
-            .map(|&c| lay_out_one(c))
-            .collect::<Result<Vec<_>>>();
-        (first.join(), second)
-    });
-    let mut laid_out = match first {
-        Ok(first) => first?,
-        Err(_) => return exec_err!("laying out tile columns panicked"),
-    };
-    laid_out.extend(second?);
-    Ok(laid_out)
+    }
+    runs
 }
 
 /// Bucket states built from raw events: one row per key and bucket.
@@ -375,7 +359,7 @@ impl SourceTable {
         events: &KeyedEvents,
         key_count: usize,
     ) -> Result<Self> {
-        let tile_states = &scan.states[input.states.clone()];
+        let tile_parts = scan.state_parts(input.states.clone());
         let raw = match events.len() {
             0 => None,
             _ => events.uncovered_buckets(function, arguments, grid, &input.coverage)?,
@@ -383,18 +367,17 @@ impl SourceTable {
         let (layout, states) = match raw {
             None => (
                 Arc::clone(&scan.layout),
-                function.bucket_table(tile_states)?,
+                function.bucket_table(&tile_parts, &scan.runs)?,
             ),
             Some(raw) => {
-                // Raw buckets are rows after the tiles'.
-                let first = scan.len();
-                if u32::try_from(first + raw.rows.len()).is_err() {
-                    return exec_err!(
-                        "a tile lookup reads at most {} bucket rows, not {}",
-                        u32::MAX,
-                        first + raw.rows.len()
-                    );
-                }
+                // Raw buckets are a part after the tiles'.
+                let bounds = part_bounds(
+                    tile_parts
+                        .iter()
+                        .chain([&raw.states[..]].iter())
+                        .map(|part| part.first().map_or(0, |column| column.len())),
+                )?;
+                let first = bounds[tile_parts.len()];
                 let mut rows = scan.keyed_rows();
                 rows.extend(
                     raw.rows
@@ -403,19 +386,10 @@ impl SourceTable {
                         .map(|(i, &(key, start))| (key, start, (first + i) as RowAt)),
                 );
                 let (layout, order) = lay_out(key_count, rows);
-                let order = UInt32Array::from(order);
-                let columns = tile_states
-                    .iter()
-                    .zip(&raw.states)
-                    .map(|(tiles, raw)| {
-                        Ok(take(
-                            &concat(&[tiles.as_ref(), raw.as_ref()])?,
-                            &order,
-                            None,
-                        )?)
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                (Arc::new(layout), function.bucket_table(&columns)?)
+                let mut parts = tile_parts;
+                parts.push(&raw.states);
+                let table = function.bucket_table(&parts, &part_runs(&order, &bounds))?;
+                (Arc::new(layout), table)
             }
         };
         Ok(Self {

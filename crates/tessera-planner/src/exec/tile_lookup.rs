@@ -470,13 +470,11 @@ impl TableBuild {
             read_all(&self.events, &self.context, &reservation)
         )?;
         let plan = Arc::clone(&self.plan);
-        let schemas: Vec<SchemaRef> = self.tile_scans.iter().map(|scan| scan.schema()).collect();
         let number = SpawnedTask::spawn_blocking(move || -> Result<_> {
             let key_columns = plan.tile_key_columns;
             let scans = scans
                 .iter()
-                .zip(&schemas)
-                .map(|(batches, schema)| ScanRows::new(&index, schema, batches, key_columns))
+                .map(|batches| ScanRows::new(&index, batches, key_columns))
                 .collect::<Result<Vec<_>>>()?;
             let events = KeyedEvents::new(&index, events, &plan.events)?;
             Ok((index, Arc::new(scans), Arc::new(events)))
