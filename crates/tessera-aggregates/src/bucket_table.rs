@@ -22,8 +22,8 @@ use crate::state::{PartialState, StateFactory, WindowOutput};
 pub trait BucketTable: Send + Sync + Debug {
     /// Heap bytes of the decoded states, for DataFusion's memory accounting.
     fn heap_bytes(&self) -> usize;
-    /// An empty output column of window values.
-    fn output(&self) -> WindowValues;
+    /// An empty output column of window values, with room for `rows` values.
+    fn output(&self, rows: usize) -> WindowValues;
     /// Appends the values of nested windows that end at one row: for each
     /// `(start, out)`, the window of the states `start..end` to
     /// `outputs[out]`. Starts descend (the shortest window first), so one
@@ -89,8 +89,8 @@ impl<F: StateFactory> BucketTable for DecodedBuckets<F> {
             + self.states.iter().map(PartialState::size).sum::<usize>()
     }
 
-    fn output(&self) -> WindowValues {
-        WindowValues(WindowOutput::new(self.factory.result_type()))
+    fn output(&self, rows: usize) -> WindowValues {
+        WindowValues(WindowOutput::new(self.factory.result_type(), rows))
     }
 
     fn append_nested(&self, end: usize, windows: &[(usize, usize)], outputs: &mut [WindowValues]) {

@@ -298,7 +298,7 @@ impl<F: StateFactory> SlidingState<F> {
     pub fn new(factory: F) -> Self {
         let parts = [(); 3].map(|_| WindowPart::new(factory.empty()));
         Self {
-            output: WindowOutput::new(factory.result_type()),
+            output: WindowOutput::new(factory.result_type(), 0),
             factory,
             arguments: Vec::new(),
             buckets: Arc::new(Vec::new()),
@@ -423,7 +423,7 @@ pub fn run_states<F: StateFactory>(
     let fields = factory.state_fields("state");
     let mut columns: Vec<ValueColumn> = fields
         .iter()
-        .map(|field| ValueColumn::new(field.data_type()))
+        .map(|field| ValueColumn::new(field.data_type(), bounds.len().saturating_sub(1)))
         .collect();
     for run in bounds.windows(2) {
         fold_rows(factory, arguments, run[0]..run[1])?.append_state(&mut columns)?;
@@ -518,12 +518,12 @@ pub(crate) struct WindowOutput {
 }
 
 impl WindowOutput {
-    /// No rows yet, of values of `result_type`.
-    pub(crate) fn new(result_type: DataType) -> Self {
+    /// No rows yet, of values of `result_type`, with room for `rows` rows.
+    pub(crate) fn new(result_type: DataType, rows: usize) -> Self {
         Self {
-            values: ValueColumn::new(&result_type),
+            values: ValueColumn::new(&result_type, rows),
             result_type,
-            empty: BooleanBufferBuilder::new(0),
+            empty: BooleanBufferBuilder::new(rows),
             error: None,
         }
     }
@@ -575,13 +575,14 @@ pub enum ValueColumn {
 }
 
 impl ValueColumn {
-    /// An empty column for values of `result_type`.
-    pub fn new(result_type: &DataType) -> Self {
+    /// An empty column for values of `result_type`, with room for `rows`
+    /// values (a column grown value by value copies itself at every doubling).
+    pub fn new(result_type: &DataType, rows: usize) -> Self {
         match result_type {
-            DataType::Float64 => Self::Float64(Float64Builder::new()),
-            DataType::Int64 => Self::Int64(Int64Builder::new()),
-            DataType::Binary => Self::Binary(BinaryBuilder::new()),
-            _ => Self::Scalars(Vec::new()),
+            DataType::Float64 => Self::Float64(Float64Builder::with_capacity(rows)),
+            DataType::Int64 => Self::Int64(Int64Builder::with_capacity(rows)),
+            DataType::Binary => Self::Binary(BinaryBuilder::with_capacity(rows, 0)),
+            _ => Self::Scalars(Vec::with_capacity(rows)),
         }
     }
 

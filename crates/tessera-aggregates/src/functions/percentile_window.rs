@@ -57,7 +57,7 @@ impl PercentileWindow {
         Self {
             quantile: factory.quantile,
             raw: None,
-            output: WindowOutput::new(factory.result_type()),
+            output: WindowOutput::new(factory.result_type(), 0),
             digests: SlidingState::new(factory),
         }
     }

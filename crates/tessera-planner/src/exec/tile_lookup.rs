@@ -330,7 +330,7 @@ impl LookupPlan {
         let mut outputs: Vec<WindowValues> = self
             .windows
             .iter()
-            .map(|w| table.sources[w.source].states.output())
+            .map(|w| table.sources[w.source].states.output(rows.len()))
             .collect();
         let mut missing = vec![TimeRanges::new(); self.windows.len()];
         // Per row, the answer (the output position) it takes.
