@@ -658,25 +658,12 @@ async fn tile_lookups_treat_uncovered_buckets_as_the_sweep_does() {
             .unwrap();
         assert_eq!(stages, vec![plan.to_string()]);
     }
-    // Sums merged in another order may differ in the last bits: compared to 1e-9.
-    let bucketed = |label: &str, options: TesseraOptions| PlanVariant {
-        label: label.to_string(),
-        options: TesseraOptions {
-            use_materialized_offline_query: true,
-            ..options
-        },
-    };
-    let plans = [
-        bucketed("raw", TesseraOptions::default()),
-        bucketed("lookup", options(true, CoverageFallback::Raw)),
-        bucketed("sweep", options(false, CoverageFallback::Raw)),
+    let variants = [
+        ("raw", TesseraOptions::default()),
+        ("lookup", options(true, CoverageFallback::Raw)),
+        ("sweep", options(false, CoverageFallback::Raw)),
     ];
-    let spine = ctx.table("spine").await.unwrap();
-    let report = compare_plans(&spine, "ts", &["user.amount".to_string()], &plans, 1e-9)
-        .await
-        .unwrap();
-    assert!(report.all_agree(), "{report}");
-    assert!(report.runs.iter().all(|run| run.rows == 400), "{report}");
+    assert_bucketed_plans_agree(&ctx, "user.amount", &variants, 400).await;
 }
 
 /// A spine large enough that a lookup answers it in several runs of keys
@@ -782,23 +769,11 @@ async fn keys_straddling_batches_of_a_tile_file_answer_as_raw_events_do() {
         largest > Some(65_536),
         "largest tile file: {largest:?} rows"
     );
-    let bucketed = |label: &str, options: TesseraOptions| PlanVariant {
-        label: label.to_string(),
-        options: TesseraOptions {
-            use_materialized_offline_query: true,
-            ..options
-        },
-    };
-    let plans = [
-        bucketed("raw", TesseraOptions::default()),
-        bucketed("lookup", tile_options(url)),
+    let variants = [
+        ("raw", TesseraOptions::default()),
+        ("lookup", tile_options(url)),
     ];
-    let spine = ctx.table("spine").await.unwrap();
-    let report = compare_plans(&spine, "ts", &["user.amount".to_string()], &plans, 1e-9)
-        .await
-        .unwrap();
-    assert!(report.all_agree(), "{report}");
-    assert!(report.runs.iter().all(|run| run.rows == 3000), "{report}");
+    assert_bucketed_plans_agree(&ctx, "user.amount", &variants, 3000).await;
 }
 
 /// Under a memory limit a stage is looked up only when its table surely
@@ -1052,6 +1027,33 @@ async fn session_on(runtime: RuntimeEnvBuilder) -> SessionContext {
         frame.collect().await.unwrap();
     }
     ctx
+}
+
+/// The bucketed plans (`use_materialized_offline_query`) of `feature` under
+/// `variants` agree on every cell of the `spine` table's `rows` rows (sums
+/// merged in another order may differ in the last bits: compared to 1e-9).
+async fn assert_bucketed_plans_agree(
+    ctx: &SessionContext,
+    feature: &str,
+    variants: &[(&str, TesseraOptions)],
+    rows: usize,
+) {
+    let plans: Vec<PlanVariant> = variants
+        .iter()
+        .map(|(label, options)| PlanVariant {
+            label: label.to_string(),
+            options: TesseraOptions {
+                use_materialized_offline_query: true,
+                ..options.clone()
+            },
+        })
+        .collect();
+    let spine = ctx.table("spine").await.unwrap();
+    let report = compare_plans(&spine, "ts", &[feature.to_string()], &plans, 1e-9)
+        .await
+        .unwrap();
+    assert!(report.all_agree(), "{report}");
+    assert!(report.runs.iter().all(|run| run.rows == rows), "{report}");
 }
 
 /// Backfills `features` over `[lower, upper)` in 20-day chunks.

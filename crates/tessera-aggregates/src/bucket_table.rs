@@ -75,7 +75,10 @@ impl<F: StateFactory> DecodedBuckets<F> {
         let mut states = Vec::with_capacity(rows);
         for PartRows { part, rows } in runs {
             let Some(columns) = parts.get(*part) else {
-                return exec_err!("bucket states read from part {part} of {}", parts.len());
+                return exec_err!(
+                    "bucket states asked of part {part}, of {} parts",
+                    parts.len()
+                );
             };
             decode_states(&factory, columns, rows.clone(), &mut states)?;
         }
