@@ -26,6 +26,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use tessera::{FeatureDefinition, TesseraOptions, TrainingSet};
 
+use crate::common::training_set_plan;
+
 const DAY: i64 = 86_400_000_000;
 const HOUR: i64 = 3_600_000_000;
 
@@ -1031,17 +1033,9 @@ async fn tiles_match_the_brute_force_spec() {
 
 /// The physical plan of `case`'s training set under `options`, as text.
 async fn plan_text(case: &Case, options: TesseraOptions, ctx: &SessionContext) -> String {
-    let mut training_set =
-        TrainingSet::new(ctx.table("spine").await.unwrap(), "t").options(options);
-    for feature in &case.features {
-        training_set = training_set.feature(&feature.name);
-    }
-    let plan = training_set
-        .build()
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let spine = ctx.table("spine").await.unwrap();
+    let features = case.features.iter().map(|feature| feature.name.as_str());
+    let plan = training_set_plan(spine, "t", features, options).await;
     datafusion::physical_plan::displayable(plan.as_ref())
         .indent(true)
         .to_string()

@@ -26,7 +26,7 @@ use datafusion::object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 use datafusion::physical_plan::{ExecutionPlan, collect};
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use futures::stream::BoxStream;
 use tessera::planner::{
     BackfillReport, BackfillRequest, CoverageFallback, NoProgress, PlanVariant, TileStore,
@@ -35,6 +35,8 @@ use tessera::planner::{
 use tessera::tiles::Snapshot;
 use tessera::time::parse_instant;
 use tessera::{FeatureName, TesseraOptions, TrainingSet};
+
+use crate::common::training_set_plan;
 
 /// 60,000 events over 67 days for 40 users, a 400-row spine, and features on
 /// a 1d grid: two of different values (most tests use those), and two more
@@ -663,7 +665,8 @@ async fn tile_lookups_treat_uncovered_buckets_as_the_sweep_does() {
         ("lookup", options(true, CoverageFallback::Raw)),
         ("sweep", options(false, CoverageFallback::Raw)),
     ];
-    assert_bucketed_plans_agree(&ctx, "user.amount", &variants, 400).await;
+    let spine = ctx.table("spine").await.unwrap();
+    assert_bucketed_plans_agree(&spine, &["user.amount"], &variants, 400).await;
 }
 
 /// A spine large enough that a lookup answers it in several runs of keys
@@ -687,37 +690,22 @@ async fn a_large_spine_looked_up_in_runs_answers_as_the_sweep_does() {
     .await
     .unwrap()
     .remove(0);
-    let bucketed = |label: &str, lookup: bool, options: TesseraOptions| PlanVariant {
-        label: label.to_string(),
-        options: TesseraOptions {
-            use_materialized_offline_query: true,
-            prefer_tile_lookup: lookup,
-            ..options
-        },
+    let sweep = TesseraOptions {
+        prefer_tile_lookup: false,
+        ..tile_options(url)
     };
-    let plans = [
-        bucketed("raw", false, TesseraOptions::default()),
-        bucketed("lookup", true, tile_options(url)),
-        bucketed("sweep", false, tile_options(url)),
+    let variants = [
+        ("raw", TesseraOptions::default()),
+        ("lookup", tile_options(url)),
+        ("sweep", sweep),
     ];
-    let features: Vec<String> = series.iter().map(|f| f.to_string()).collect();
-    // Sums merged in another order may differ in the last bits: compared to 1e-9.
-    let report = compare_plans(&spine, "ts", &features, &plans, 1e-9)
-        .await
-        .unwrap();
-    assert!(report.all_agree(), "{report}");
-    assert!(report.runs.iter().all(|run| run.rows == 40_000), "{report}");
+    assert_bucketed_plans_agree(&spine, &series, &variants, 40_000).await;
     // The large spine itself is answered by one lookup stage, not a sweep.
-    let mut training_set = TrainingSet::new(spine, "ts").options(plans[1].options.clone());
-    for feature in series {
-        training_set = training_set.feature(feature);
-    }
-    let plan = training_set
-        .build()
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let options = TesseraOptions {
+        use_materialized_offline_query: true,
+        ..tile_options(url)
+    };
+    let plan = training_set_plan(spine, "ts", series, options).await;
     let (mut lookups, mut sweeps) = (Vec::new(), Vec::new());
     plans_named(&plan, "TileLookupExec", &mut lookups);
     plans_named(&plan, "PointInTimeExec", &mut sweeps);
@@ -773,7 +761,8 @@ async fn keys_straddling_batches_of_a_tile_file_answer_as_raw_events_do() {
         ("raw", TesseraOptions::default()),
         ("lookup", tile_options(url)),
     ];
-    assert_bucketed_plans_agree(&ctx, "user.amount", &variants, 3000).await;
+    let spine = ctx.table("spine").await.unwrap();
+    assert_bucketed_plans_agree(&spine, &["user.amount"], &variants, 3000).await;
 }
 
 /// Under a memory limit a stage is looked up only when its table surely
@@ -793,17 +782,8 @@ async fn a_pool_too_small_for_a_lookup_table_plans_a_sweep() {
             use_materialized_offline_query: true,
             ..tile_options(url)
         };
-        let mut training_set =
-            TrainingSet::new(ctx.table("spine").await.unwrap(), "ts").options(options);
-        for feature in series {
-            training_set = training_set.feature(feature);
-        }
-        let physical = training_set
-            .build()
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
+        let spine = ctx.table("spine").await.unwrap();
+        let physical = training_set_plan(spine, "ts", series, options).await;
         let mut stages = Vec::new();
         plans_named(&physical, plan, &mut stages);
         assert_eq!(stages.len(), 1, "pool {pool}: no {plan}");
@@ -1029,12 +1009,12 @@ async fn session_on(runtime: RuntimeEnvBuilder) -> SessionContext {
     ctx
 }
 
-/// The bucketed plans (`use_materialized_offline_query`) of `feature` under
-/// `variants` agree on every cell of the `spine` table's `rows` rows (sums
+/// The bucketed plans (`use_materialized_offline_query`) of `features`
+/// under `variants` agree on every cell of `spine`'s `rows` rows (sums
 /// merged in another order may differ in the last bits: compared to 1e-9).
 async fn assert_bucketed_plans_agree(
-    ctx: &SessionContext,
-    feature: &str,
+    spine: &DataFrame,
+    features: &[&str],
     variants: &[(&str, TesseraOptions)],
     rows: usize,
 ) {
@@ -1048,8 +1028,8 @@ async fn assert_bucketed_plans_agree(
             },
         })
         .collect();
-    let spine = ctx.table("spine").await.unwrap();
-    let report = compare_plans(&spine, "ts", &[feature.to_string()], &plans, 1e-9)
+    let features: Vec<String> = features.iter().map(|f| f.to_string()).collect();
+    let report = compare_plans(spine, "ts", &features, &plans, 1e-9)
         .await
         .unwrap();
     assert!(report.all_agree(), "{report}");

@@ -1,9 +1,13 @@
 //! Helpers shared by the suites.
 
+use std::sync::Arc;
+
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::common::Result;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use tessera::{TesseraOptions, TrainingSet};
 
 /// A fresh session with Tessera registered.
 pub fn context() -> SessionContext {
@@ -31,4 +35,24 @@ pub async fn error(ctx: &SessionContext, sql: &str) -> String {
         Ok(_) => panic!("expected an error from: {sql}"),
         Err(e) => e.strip_backtrace(),
     }
+}
+
+/// The physical plan of the training set of `features` over `spine` (its
+/// time column `time`) under `options`.
+pub async fn training_set_plan<'a>(
+    spine: DataFrame,
+    time: &str,
+    features: impl IntoIterator<Item = &'a str>,
+    options: TesseraOptions,
+) -> Arc<dyn ExecutionPlan> {
+    let mut training_set = TrainingSet::new(spine, time).options(options);
+    for feature in features {
+        training_set = training_set.feature(feature);
+    }
+    training_set
+        .build()
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap()
 }
